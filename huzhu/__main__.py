@@ -1,0 +1,3 @@
+from huzhu.cli import main
+
+raise SystemExit(main())

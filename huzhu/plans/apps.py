@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PlansConfig(AppConfig):
+    name = "huzhu.plans"
+    label = "plans"
+    verbose_name = "保障方案"

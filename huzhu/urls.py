@@ -1,0 +1,17 @@
+from django.urls import include, path
+
+from huzhu.api.main import api
+
+urlpatterns = [
+    path("", include("huzhu.web.urls")),
+    path("orgs/", include("huzhu.orgs.urls")),
+    path("members/", include("huzhu.members.urls")),
+    path("plans/", include("huzhu.plans.urls")),
+    path("audit/", include("huzhu.core.urls")),
+    path("api/v1/", api.urls),
+]
+
+handler400 = "huzhu.web.views.error_400"
+handler403 = "huzhu.web.views.error_403"
+handler404 = "huzhu.web.views.error_404"
+handler500 = "huzhu.web.views.error_500"
