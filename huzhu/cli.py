@@ -126,7 +126,11 @@ def cmd_plan_import(args: argparse.Namespace) -> int:
 
 
 # Later capabilities add their own subcommands: each module has ``add_subcommands(sub, wrap)``.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = (
+    "huzhu.ledger.cli",
+    "huzhu.contributions.cli",
+    "huzhu.enrollment.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="结果 CSV")
     p.set_defaults(func=cmd_adjudicate)
 
-    plan = sub.add_parser("plan", help="保障方案文件").add_subparsers(dest="plan_cmd", required=True)
+    plan = sub.add_parser("plan", help="保障方案文件").add_subparsers(
+        dest="plan_cmd", required=True
+    )
     p = plan.add_parser("validate", help="校验方案文件（RULES.md §1）")
     p.add_argument("file")
     p.set_defaults(func=cmd_plan_validate)

@@ -8,6 +8,10 @@ urlpatterns = [
     path("members/", include("huzhu.members.urls")),
     path("plans/", include("huzhu.plans.urls")),
     path("audit/", include("huzhu.core.urls")),
+    path("enrollment/", include("huzhu.enrollment.urls")),
+    path("ledger/", include("huzhu.ledger.urls")),
+    path("receipts/", include("huzhu.contributions.urls")),
+    path("contributions/", include("huzhu.contributions.funding_urls")),
     path("api/v1/", api.urls),
 ]
 

@@ -30,8 +30,9 @@ def id_number(birth: date = date(1985, 3, 12), region: str = "430102", male: boo
 def union(parent: Union | None, name: str, kind: str, region_code: str = "") -> Union:
     code = uscc("81430100") if kind == "grassroots" else None
     region = region_code or ("" if code else f"{430000 + next(_seq) % 9000:06d}")
-    return create_union(acting_user=None, parent=parent, name=name, kind=kind,
-                        region_code=region, uscc=code)
+    return create_union(
+        acting_user=None, parent=parent, name=name, kind=kind, region_code=region, uscc=code
+    )
 
 
 def unit(union_: Union, name: str = "测试单位") -> Unit:
@@ -40,21 +41,38 @@ def unit(union_: Union, name: str = "测试单位") -> Unit:
 
 def staff(org: Union, *roles: str, username: str | None = None) -> User:
     return create_staff_user(
-        acting_user=None, username=username or f"user{next(_seq)}", password=PASSWORD,
-        organisation=org, roles=set(roles), skip_password_policy=True,
+        acting_user=None,
+        username=username or f"user{next(_seq)}",
+        password=PASSWORD,
+        organisation=org,
+        roles=set(roles),
+        skip_password_policy=True,
     )
 
 
-def member(union_: Union, unit_: Unit | None = None, *, name: str = "张伟", male: bool = True,
-           birth: date = date(1985, 3, 12), number: str | None = None, phone: str = "",
-           bank_account: str = "", employment_type: str = "contract") -> Member:
+def member(
+    union_: Union,
+    unit_: Unit | None = None,
+    *,
+    name: str = "张伟",
+    male: bool = True,
+    birth: date = date(1985, 3, 12),
+    number: str | None = None,
+    phone: str = "",
+    bank_account: str = "",
+    employment_type: str = "contract",
+) -> Member:
     return create_member(
-        acting_user=None, union=union_,
+        acting_user=None,
+        union=union_,
         data=MemberInput(
-            name=name, id_number=number or id_number(birth, male=male),
+            name=name,
+            id_number=number or id_number(birth, male=male),
             employment_type=employment_type,
             retirement_category="" if male else "female55",
-            phone=phone, bank_account=bank_account, unit_id=unit_.pk if unit_ else None,
+            phone=phone,
+            bank_account=bank_account,
+            unit_id=unit_.pk if unit_ else None,
         ),
     )
 
@@ -88,5 +106,17 @@ def tree() -> Tree:
     city_b = union(province, "株洲市总工会", "city", "430200")
     county_b1 = union(city_b, "荷塘区总工会", "county", "430202")
     g3 = union(county_b1, "荷塘区某公司工会", "grassroots")
-    return Tree(province, city_a, county_a1, county_a2, g1, g2, city_b, county_b1, g3,
-                unit(g1, "芙蓉某公司"), unit(g2, "天心某公司"), unit(g3, "荷塘某公司"))
+    return Tree(
+        province,
+        city_a,
+        county_a1,
+        county_a2,
+        g1,
+        g2,
+        city_b,
+        county_b1,
+        g3,
+        unit(g1, "芙蓉某公司"),
+        unit(g2, "天心某公司"),
+        unit(g3, "荷塘某公司"),
+    )

@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CoreConfig(AppConfig):
     name = "huzhu.core"
     label = "core"
     verbose_name = "基础"
+
+    def ready(self) -> None:
+        from huzhu.core.triggers import ensure_sqlite_guards
+
+        post_migrate.connect(ensure_sqlite_guards, dispatch_uid="huzhu.core.sqlite_guards")

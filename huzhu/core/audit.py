@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timezone as dt_timezone
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,19 @@ class Event(StrEnum):
     PLAN_IMPORTED = "plan.import"
     PLAN_ACTIVATED = "plan.activate"
     PLAN_RETIRED = "plan.retire"
+    PLAN_UPDATED = "plan.update"
+    PLAN_FIRST_USED = "plan.used"
+    # --- ledger (huzhu.ledger) ---
+    LEDGER_POSTED = "ledger.post"
+    LEDGER_REVERSED = "ledger.reverse"
+    LEDGER_PERIOD_CLOSED = "ledger.close_period"
+    # --- end ledger ---
+    # --- co-funding (huzhu.contributions funding_*) ---
+    FUNDING_SPLIT_CREATED = "funding.split_create"
+    FUNDING_INVOICE_CREATED = "funding.invoice_create"
+    FUNDING_PAYMENT_REGISTERED = "funding.payment_register"
+    FUNDING_WITHDRAWAL_SETTLED = "funding.withdrawal_settle"
+    # --- end co-funding ---
 
 
 EVENT_LABELS: dict[str, str] = {
@@ -84,7 +97,26 @@ EVENT_LABELS: dict[str, str] = {
     Event.PLAN_IMPORTED: "导入保障方案",
     Event.PLAN_ACTIVATED: "启用保障方案",
     Event.PLAN_RETIRED: "停用保障方案",
+    Event.PLAN_UPDATED: "修改保障方案草稿",
+    Event.PLAN_FIRST_USED: "方案版本首次使用",
+    # --- ledger (huzhu.ledger) ---
+    Event.LEDGER_POSTED: "记账",
+    Event.LEDGER_REVERSED: "冲销凭证",
+    Event.LEDGER_PERIOD_CLOSED: "会计期间结账",
+    # --- end ledger ---
+    # --- co-funding (huzhu.contributions funding_*) ---
+    Event.FUNDING_SPLIT_CREATED: "登记分担协议",
+    Event.FUNDING_INVOICE_CREATED: "生成缴费通知",
+    Event.FUNDING_PAYMENT_REGISTERED: "登记缴费到账",
+    Event.FUNDING_WITHDRAWAL_SETTLED: "退保核减与退费",
+    # --- end co-funding ---
 }
+
+
+def register_event_labels(labels: dict[str, str]) -> None:
+    """Apps with their own event enums add their Chinese labels for the audit log view."""
+    EVENT_LABELS.update({str(k): v for k, v in labels.items()})
+
 
 _HASHED_FIELDS = (
     "chain",
@@ -110,7 +142,7 @@ def _canonical(event: AuditEvent) -> bytes:
     for name in _HASHED_FIELDS:
         value = getattr(event, name)
         if name == "occurred_at":
-            value = value.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")
+            value = value.astimezone(UTC).isoformat(timespec="microseconds")
         payload[name] = value
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 

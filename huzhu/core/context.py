@@ -12,4 +12,4 @@ class RequestInfo:
     channel: str = "system"  # web | api | cli | partner | system
 
 
-current_request: ContextVar[RequestInfo] = ContextVar("current_request", default=RequestInfo())
+current_request: ContextVar[RequestInfo] = ContextVar("current_request", default=RequestInfo())  # noqa: B039 (frozen)

@@ -71,7 +71,7 @@ def decrypt(blob: bytes, context: str) -> str:
         sealed = data[14 + klen :]
         key = _keyring()[1][kid]
         return AESGCM(key).decrypt(nonce, sealed, context.encode()).decode()
-    except (IndexError, KeyError, UnicodeDecodeError, InvalidTag) as exc:
+    except (IndexError, KeyError, ValueError, InvalidTag) as exc:  # ValueError: short nonce
         raise DecryptionError("ciphertext cannot be decrypted") from exc
 
 

@@ -19,7 +19,7 @@ class InvalidIdentifier(ValueError):
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
+_ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 
 
 class Sex(StrEnum):
@@ -49,7 +49,7 @@ def parse_id_number(value: str) -> ResidentId:
     text = (value or "").strip().upper()
     if not text:
         raise InvalidIdentifier("身份证号码不能为空")
-    if len(text) == 15 and text.isdigit():
+    if len(text) == 15 and text.isascii() and text.isdigit():
         raise InvalidIdentifier("不支持15位旧身份证号码，请使用18位身份证号码")
     if len(text) != 18:
         raise InvalidIdentifier(f"身份证号码应为18位，实际为{len(text)}位")
@@ -110,7 +110,7 @@ def make_uscc(first17: str) -> str:
     return first17 + uscc_check_character(first17)
 
 
-_REGION_RE = re.compile(r"^\d{6}$")
+_REGION_RE = re.compile(r"^[0-9]{6}$")
 
 
 def validate_region_code(value: str) -> str:
@@ -191,7 +191,7 @@ def mask_bank_account(account: str) -> str:
     return "**** " + digits[-4:]
 
 
-_PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+_PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
 def validate_mobile(value: str) -> str:
@@ -203,7 +203,7 @@ def validate_mobile(value: str) -> str:
     return text
 
 
-_BANK_RE = re.compile(r"^\d{12,30}$")
+_BANK_RE = re.compile(r"^[0-9]{12,30}$")
 
 
 def validate_bank_account(value: str) -> str:

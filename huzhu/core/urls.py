@@ -1,4 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from huzhu.core import views
 
 app_name = "core"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.audit_log, name="audit_log"),
+    path("verify/", views.audit_verify, name="audit_verify"),
+]

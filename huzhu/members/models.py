@@ -73,9 +73,7 @@ class Member(models.Model):
                 condition=Q(retirement_category__in=RetirementCategoryChoice.values),
                 name="member_retirement_category_valid",
             ),
-            models.CheckConstraint(
-                condition=Q(sex__in=SexChoice.values), name="member_sex_valid"
-            ),
+            models.CheckConstraint(condition=Q(sex__in=SexChoice.values), name="member_sex_valid"),
         ]
         indexes = [
             models.Index(fields=["union_path", "id"], name="member_scope_idx"),

@@ -55,12 +55,10 @@ class HistoryValidator:
             return
         if user.password and check_password(password, user.password):
             raise ValidationError("新密码不能与最近5次使用过的密码相同", code="password_reused")
-        recent = user.password_history.order_by("-created_at")[: HISTORY_DEPTH - 1]
+        recent = user.password_history.order_by("-created_at")[:HISTORY_DEPTH]
         for entry in recent:
             if check_password(password, entry.password):
-                raise ValidationError(
-                    "新密码不能与最近5次使用过的密码相同", code="password_reused"
-                )
+                raise ValidationError("新密码不能与最近5次使用过的密码相同", code="password_reused")
 
     def get_help_text(self) -> str:
         return "新密码不能与最近5次使用过的密码相同。"

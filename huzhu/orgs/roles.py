@@ -40,6 +40,23 @@ class Perm(StrEnum):
     AUDIT_VIEW = "audit.view"
     USER_MANAGE = "user.manage"
     ROLE_MANAGE = "role.manage"
+    # --- e-receipts (contributions app) ---
+    RECEIPT_VIEW = "receipt.view"
+    RECEIPT_ISSUE = "receipt.issue"
+    # --- end e-receipts ---
+    # --- ledger (huzhu.ledger) ---
+    LEDGER_VIEW = "ledger.view"
+    LEDGER_POST = "ledger.post"
+    # --- end ledger ---
+    # --- enrollment (huzhu.enrollment) ---
+    ENROLLMENT_VIEW = "enrollment.view"
+    ENROLLMENT_EDIT = "enrollment.edit"
+    # --- end enrollment ---
+    # --- co-funding (huzhu.contributions funding_*) ---
+    FUNDING_VIEW = "funding.view"
+    FUNDING_EDIT = "funding.edit"
+    PAYMENT_REGISTER = "funding.payment"
+    # --- end co-funding ---
 
 
 _BUSINESS_VIEW = {Perm.ORG_VIEW, Perm.UNIT_VIEW, Perm.MEMBER_VIEW, Perm.PLAN_VIEW}
@@ -49,13 +66,48 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
         _BUSINESS_VIEW | {Perm.ORG_EDIT, Perm.UNIT_EDIT, Perm.MEMBER_EDIT, Perm.MEMBER_UNMASK}
     ),
     Role.REVIEWER: frozenset(_BUSINESS_VIEW | {Perm.MEMBER_UNMASK}),
-    Role.FINANCE: frozenset(_BUSINESS_VIEW | {Perm.MEMBER_UNMASK}),
-    Role.AUDITOR: frozenset(_BUSINESS_VIEW),
+    # ledger: finance views and posts, the auditor views (huzhu.ledger)
+    Role.FINANCE: frozenset(
+        _BUSINESS_VIEW | {Perm.MEMBER_UNMASK, Perm.LEDGER_VIEW, Perm.LEDGER_POST}
+    ),
+    Role.AUDITOR: frozenset(_BUSINESS_VIEW | {Perm.LEDGER_VIEW}),
     Role.PLAN_MANAGER: frozenset({Perm.PLAN_VIEW, Perm.PLAN_IMPORT, Perm.PLAN_ACTIVATE}),
     Role.SYSTEM_ADMIN: frozenset({Perm.USER_MANAGE, Perm.ORG_VIEW}),
     Role.SECURITY_ADMIN: frozenset({Perm.ROLE_MANAGE, Perm.ORG_VIEW}),
     Role.AUDIT_ADMIN: frozenset({Perm.AUDIT_VIEW, Perm.ORG_VIEW}),
 }
+
+# --- e-receipts (huzhu.contributions): finance issues and views; clerk and auditor view ---
+_RECEIPT_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    Role.FINANCE: frozenset({Perm.RECEIPT_VIEW, Perm.RECEIPT_ISSUE}),
+    Role.CLERK: frozenset({Perm.RECEIPT_VIEW}),
+    Role.AUDITOR: frozenset({Perm.RECEIPT_VIEW}),
+}
+for _role, _perms in _RECEIPT_PERMISSIONS.items():
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _perms
+# --- end e-receipts ---
+
+# --- enrollment (huzhu.enrollment): the clerk enrolls; business roles see batches and coverage ---
+_ENROLLMENT_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    Role.CLERK: frozenset({Perm.ENROLLMENT_VIEW, Perm.ENROLLMENT_EDIT}),
+    Role.REVIEWER: frozenset({Perm.ENROLLMENT_VIEW}),
+    Role.FINANCE: frozenset({Perm.ENROLLMENT_VIEW}),
+    Role.AUDITOR: frozenset({Perm.ENROLLMENT_VIEW}),
+}
+for _role, _perms in _ENROLLMENT_PERMISSIONS.items():
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _perms
+# --- end enrollment ---
+
+# --- co-funding (huzhu.contributions funding_*): the clerk agrees splits and issues invoices and
+# sees what is paid; finance registers payments (and may issue invoices); the auditor views ---
+_FUNDING_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    Role.CLERK: frozenset({Perm.FUNDING_VIEW, Perm.FUNDING_EDIT}),
+    Role.FINANCE: frozenset({Perm.FUNDING_VIEW, Perm.FUNDING_EDIT, Perm.PAYMENT_REGISTER}),
+    Role.AUDITOR: frozenset({Perm.FUNDING_VIEW}),
+}
+for _role, _perms in _FUNDING_PERMISSIONS.items():
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _perms
+# --- end co-funding ---
 
 # Field matrix (S7): which personal fields a role may see in plain text after stating a reason.
 # Everyone with MEMBER_VIEW sees the masked forms only; lists never show diagnoses.

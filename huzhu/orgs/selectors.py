@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from huzhu.orgs.models import Union, Unit, User, subtree_q
 
@@ -42,3 +42,16 @@ def ancestors_of(union: Union) -> list[Union]:
 
 def enrolling_unions_for(actor: User) -> QuerySet[Union]:
     return unions_for(actor).filter(kind__in=["grassroots", "federation"])
+
+
+def tree_children(actor: User, union: Union) -> QuerySet[Union]:
+    """Direct children for the organisation tree, each flagged with whether it has children
+    (one query; the tree loads a node's children only when it is opened)."""
+    return children_of(actor, union).annotate(
+        has_children=Exists(Union.objects.filter(parent=OuterRef("pk")))
+    )
+
+
+def units_within(actor: User, union: Union) -> QuerySet[Unit]:
+    """The actor's units that belong to ``union`` or an organisation below it."""
+    return units_for(actor).filter(subtree_q(union.path, "union_path"))

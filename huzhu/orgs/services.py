@@ -8,6 +8,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from huzhu.core.audit import Event, record_event
 from huzhu.core.errors import ErrorCode, ErrorCollector
@@ -80,11 +81,19 @@ def create_union(
         parent_label = UnionKind(parent_kind).label if parent_kind else "（无上级）"
         errors.add("kind", f"{parent_label}下不能设立{UnionKind(kind).label}")
     code = code_uscc or region
+    # An invalid or missing code already has its own error; say nothing more about it.
+    code_errors = {e.field for e in errors.errors} & {"uscc", "region_code"}
     if not code:
-        errors.add("region_code", "非基层工会须填写行政区划代码或统一社会信用代码")
-    elif Union.objects.filter(code=code).exists():
-        errors.add("uscc" if code_uscc else "region_code", "该代码已被其他组织使用",
-                   ErrorCode.DUPLICATE)
+        if not code_errors:
+            errors.add(
+                "region_code",
+                "非基层工会须填写行政区划代码或统一社会信用代码",
+                ErrorCode.REQUIRED,
+            )
+    elif not code_errors and Union.objects.filter(code=code).exists():
+        errors.add(
+            "uscc" if code_uscc else "region_code", "该代码已被其他组织使用", ErrorCode.DUPLICATE
+        )
     errors.raise_if_any()
     union = Union(
         name=name.strip(),
@@ -101,8 +110,13 @@ def create_union(
     union.save()
     union.path = (parent.path if parent else "") + f"{union.pk:0{PATH_WIDTH}d}/"
     Union.objects.filter(pk=union.pk).update(path=union.path)
-    record_event(actor=acting_user, event=Event.ORG_CREATED, obj=union,
-                 organisation_id=union.pk, detail={"name": union.name, "kind": kind})
+    record_event(
+        actor=acting_user,
+        event=Event.ORG_CREATED,
+        obj=union,
+        organisation_id=union.pk,
+        detail={"name": union.name, "kind": kind},
+    )
     return union
 
 
@@ -136,11 +150,21 @@ def create_unit(
         errors.add("uscc", "该统一社会信用代码已登记为其他单位", ErrorCode.DUPLICATE)
     errors.raise_if_any()
     unit = Unit.objects.create(
-        name=name.strip(), uscc=code, union=union, union_path=union.path,
-        address=address, contact_name=contact_name, industry=industry,
+        name=name.strip(),
+        uscc=code,
+        union=union,
+        union_path=union.path,
+        address=address,
+        contact_name=contact_name,
+        industry=industry,
     )
-    record_event(actor=acting_user, event=Event.UNIT_CREATED, obj=unit,
-                 organisation_id=union.pk, detail={"name": unit.name})
+    record_event(
+        actor=acting_user,
+        event=Event.UNIT_CREATED,
+        obj=unit,
+        organisation_id=union.pk,
+        detail={"name": unit.name},
+    )
     return unit
 
 
@@ -162,8 +186,14 @@ def update_unit(
         errors.add("uscc", "该统一社会信用代码已登记为其他单位", ErrorCode.DUPLICATE)
     errors.raise_if_any()
     changed = [
-        f for f, new in (("name", name.strip()), ("uscc", code), ("address", address),
-                         ("contact_name", contact_name), ("industry", industry))
+        f
+        for f, new in (
+            ("name", name.strip()),
+            ("uscc", code),
+            ("address", address),
+            ("contact_name", contact_name),
+            ("industry", industry),
+        )
         if getattr(unit, f) != new
     ]
     unit.name, unit.uscc, unit.address = name.strip(), code, address
@@ -172,17 +202,30 @@ def update_unit(
         changed.append("union")
         unit.union, unit.union_path = union, union.path
     unit.save()
-    record_event(actor=acting_user, event=Event.UNIT_UPDATED, obj=unit,
-                 organisation_id=union.pk, detail={"changed": changed})
+    record_event(
+        actor=acting_user,
+        event=Event.UNIT_UPDATED,
+        obj=unit,
+        organisation_id=union.pk,
+        detail={"changed": changed},
+    )
     return unit
+
+
+# Django's zh-hans catalogue lacks this message (it would reach the user in English).
+_PASSWORD_MESSAGES = {"password_too_short": "密码长度太短，至少需要{min_length}个字符"}
 
 
 def _check_password(errors: ErrorCollector, password: str, user: User) -> None:
     try:
         validate_password(password, user)
     except ValidationError as exc:
-        for message in exc.messages:
-            errors.add("password", message)
+        for error in exc.error_list:
+            template = _PASSWORD_MESSAGES.get(error.code or "")
+            if template is not None:
+                errors.add("password", template.format(**(error.params or {})))
+            else:
+                errors.add("password", " ".join(error.messages))
 
 
 @transaction.atomic
@@ -216,8 +259,13 @@ def create_staff_user(
     for role in sorted(roles):
         user.roles.create(role=role)
     PasswordHistory.objects.create(user=user, password=user.password)
-    record_event(actor=acting_user, event=Event.USER_CREATED, obj=user,
-                 organisation_id=organisation.pk, detail={"roles": sorted(roles)})
+    record_event(
+        actor=acting_user,
+        event=Event.USER_CREATED,
+        obj=user,
+        organisation_id=organisation.pk,
+        detail={"roles": sorted(roles)},
+    )
     return user
 
 
@@ -233,8 +281,12 @@ def set_roles(*, acting_user: User, user: User, roles: set[str]) -> None:
     for role in roles - before:
         user.roles.create(role=role)
     user._role_cache = None  # type: ignore[assignment]
-    record_event(actor=acting_user, event=Event.ROLES_CHANGED, obj=user,
-                 detail={"before": sorted(before), "after": sorted(roles)})
+    record_event(
+        actor=acting_user,
+        event=Event.ROLES_CHANGED,
+        obj=user,
+        detail={"before": sorted(before), "after": sorted(roles)},
+    )
 
 
 @transaction.atomic
@@ -268,3 +320,44 @@ def create_api_token(*, acting_user: User | None, user: User, days: int = 365) -
     )
     record_event(actor=acting_user or user, event=Event.TOKEN_CREATED, obj=user)
     return token
+
+
+# --- used by the staff UI ------------------------------------------------------------------------
+def allowed_child_kinds(parent: Union | None) -> list[UnionKind]:
+    """The kinds of organisation that may be created under ``parent`` (display order)."""
+    allowed = _CHILD_KINDS.get(parent.kind if parent else None, set())
+    return [kind for kind in UnionKind if kind in allowed]
+
+
+# --- second factor (S3): TOTP enrolment and verification, used by the staff login ---------------
+def totp_device_for_enrolment(user: User) -> TOTPDevice:
+    """The user's pending (unconfirmed) TOTP device, created with a fresh key when missing."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="身份验证器", confirmed=False)
+    return device
+
+
+def confirmed_totp_device(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+
+
+def verify_second_factor(*, user: User, device: TOTPDevice, token: str) -> bool:
+    """Check a TOTP code (single use: django-otp accepts only time steps after the last one used;
+    failures are throttled by the device). A failure is audited. A correct code on an unconfirmed
+    device completes the enrolment (audited as an account change)."""
+    with transaction.atomic():
+        ok = bool(device.verify_token(token))
+        if not ok:
+            record_event(actor=user, event=Event.OTP_FAILED, obj=user, outcome="failure")
+            return False
+        if not device.confirmed:
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            record_event(
+                actor=user,
+                event=Event.USER_UPDATED,
+                obj=user,
+                detail={"changed": ["totp_device"]},
+            )
+    return True

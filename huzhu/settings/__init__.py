@@ -31,7 +31,10 @@ DEMO_MODE = env_bool("HUZHU_DEMO") or (
     "HUZHU_SECRET_KEY" not in os.environ and (VAR_DIR / "keys.json").exists()
 )
 DEBUG = env_bool("HUZHU_DEBUG")
-TESTING = env_bool("HUZHU_TESTING")
+# huzhu.settings.test imports this package first, so it is recognised by its module name too.
+TESTING = env_bool("HUZHU_TESTING") or os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(
+    "settings.test"
+)
 
 if DEMO_MODE or TESTING:
     _keys = load_or_create_demo_keys(VAR_DIR, ephemeral=TESTING)
@@ -71,10 +74,16 @@ INSTALLED_APPS = [
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_tasks",
+    "django_tasks_db",
     "huzhu.core",
     "huzhu.orgs",
     "huzhu.members",
     "huzhu.plans",
+    "huzhu.enrollment",
+    "huzhu.jobs",
+    "huzhu.ledger",
+    "huzhu.contributions",
     "huzhu.web",
 ]
 
@@ -142,8 +151,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- passwords and login (S1, S2, S3) ----------------------------------------------------------
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": 12}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "huzhu.orgs.passwords.CharacterClassValidator"},
     {"NAME": "huzhu.orgs.passwords.NoPersonalDataValidator"},
@@ -216,7 +227,10 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATICFILES_DIRS: list[Path] = []
+# Bootstrap is served from the xstatic-bootstrap package itself (no CDN, no copy in the repo).
+import xstatic.pkg.bootstrap as _xstatic_bootstrap  # noqa: E402
+
+STATICFILES_DIRS: list[tuple[str, str]] = [("vendor/bootstrap", _xstatic_bootstrap.BASE_DIR)]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -243,3 +257,11 @@ LOGGING = {
 }
 
 HUZHU_MEMBER_PAGE_SIZE = 20
+
+# --- background jobs: django-tasks with its database backend (no extra server needed) -------------
+# `huzhu worker` runs the queue; tests use the immediate backend.
+TASKS = {
+    "default": {
+        "BACKEND": os.environ.get("HUZHU_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+    }
+}

@@ -14,6 +14,13 @@ _STARTED = "huzhu_started"
 _SEEN = "huzhu_seen"
 
 
+def start_session_clock(request: HttpRequest) -> None:
+    """Start the idle and absolute clocks of a session that has just logged in."""
+    now = int(time.time())
+    request.session[_STARTED] = now
+    request.session[_SEEN] = now
+
+
 class SessionPolicyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -32,7 +39,7 @@ class SessionPolicyMiddleware:
             else:
                 request.session[_STARTED] = started
                 # Skip htmx polling so background refreshes do not keep a session alive.
-                if not request.headers.get("HX-Trigger-Name") == "poll":
+                if request.headers.get("HX-Trigger-Name") != "poll":
                     request.session[_SEEN] = now
         response = self.get_response(request)
         if user is not None and user.is_authenticated:

@@ -34,7 +34,7 @@ POSTGRES_REVERSE = [
 def _run(statements: dict[str, list[str]]) -> Any:
     def apply(apps: Any, schema_editor: Any) -> None:
         for sql in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(sql)
+            schema_editor.execute(sql, params=None)  # None: no %-placeholder parsing (PL/pgSQL RAISE uses %)
 
     return apply
 
