@@ -45,6 +45,7 @@ bench: install
 	$(PY) -m bench.run_all
 
 lint: install
+	mkdir -p var
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy huzhu
