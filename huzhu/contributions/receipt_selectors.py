@@ -17,6 +17,7 @@ from django.utils import timezone
 from huzhu.contributions.receipt_models import Receipt, ReceiptRange, ReceiptStatus
 from huzhu.contributions.receipt_services import ISSUER_KINDS
 from huzhu.contributions.receipt_signing import check_code_matches
+from huzhu.core.paging import KeysetPage, keyset_page
 from huzhu.members.models import Member
 from huzhu.orgs.models import Union, Unit, User, subtree_q
 from huzhu.orgs.selectors import ancestors_of, scope_path, unions_for
@@ -90,11 +91,7 @@ class ReceiptFilter:
     number: str = ""
 
 
-@dataclass(frozen=True)
-class ReceiptPage:
-    rows: list[Receipt]
-    next_cursor: int | None
-    prev_cursor: int | None
+ReceiptPage = KeysetPage[Receipt]
 
 
 def search_receipts(actor: User, flt: ReceiptFilter) -> QuerySet[Receipt]:
@@ -118,24 +115,7 @@ def page_receipts(
     qs: QuerySet[Receipt], *, after: int | None, before: int | None, size: int
 ) -> ReceiptPage:
     """Newest first. ``after``: ids below the cursor; ``before``: the previous page."""
-    if before is not None:
-        rows = list(qs.filter(pk__gt=before).order_by("pk")[: size + 1])
-        has_more_prev = len(rows) > size
-        rows = list(reversed(rows[:size]))
-        return ReceiptPage(
-            rows=rows,
-            next_cursor=rows[-1].pk if rows else None,
-            prev_cursor=rows[0].pk if rows and has_more_prev else None,
-        )
-    base = qs.filter(pk__lt=after) if after is not None else qs
-    rows = list(base.order_by("-pk")[: size + 1])
-    has_next = len(rows) > size
-    rows = rows[:size]
-    return ReceiptPage(
-        rows=rows,
-        next_cursor=rows[-1].pk if rows and has_next else None,
-        prev_cursor=rows[0].pk if rows and after is not None else None,
-    )
+    return keyset_page(qs, after=after, before=before, size=size)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from huzhu.core.audit import EVENT_LABELS, Event, first_problem, record_event
 from huzhu.core.models import AuditEvent
+from huzhu.core.paging import keyset_page
 from huzhu.orgs.models import Union, User, subtree_q
 from huzhu.orgs.roles import Perm, Role
 from huzhu.web.auth import staff_required, staff_user
@@ -76,18 +77,8 @@ def _page(
     qs: QuerySet[AuditEvent], after: int | None, before: int | None
 ) -> tuple[list[AuditEvent], int | None, int | None]:
     """Keyset by id, newest first: (rows, next cursor, previous cursor)."""
-    if before is not None:
-        rows = list(qs.filter(pk__gt=before).order_by("pk")[: PAGE_SIZE + 1])
-        has_prev = len(rows) > PAGE_SIZE
-        rows = list(reversed(rows[:PAGE_SIZE]))
-        return rows, (rows[-1].pk if rows else None), (rows[0].pk if rows and has_prev else None)
-    base = qs.filter(pk__lt=after) if after is not None else qs
-    rows = list(base.order_by("-pk")[: PAGE_SIZE + 1])
-    has_next = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    next_cursor = rows[-1].pk if rows and has_next else None
-    prev_cursor = rows[0].pk if rows and after is not None else None
-    return rows, next_cursor, prev_cursor
+    page = keyset_page(qs, after=after, before=before, size=PAGE_SIZE)
+    return page.rows, page.next_cursor, page.prev_cursor
 
 
 def _describe(rows: list[AuditEvent]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from fractions import Fraction
 from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, QuerySet, Sum
 
 from huzhu.core.money import round_half_up
+from huzhu.core.paging import KeysetPage, keyset_page
 from huzhu.ledger.models import (
     Account,
     ClosedPeriod,
@@ -76,11 +77,7 @@ class JournalFilter:
     source_type: str = ""
 
 
-@dataclass(frozen=True)
-class EntryPage:
-    rows: list[JournalEntry]
-    next_cursor: int | None
-    prev_cursor: int | None
+EntryPage = KeysetPage[JournalEntry]
 
 
 def search_entries(actor: User, fund: Fund, flt: JournalFilter) -> QuerySet[JournalEntry]:
@@ -104,24 +101,7 @@ def page_entries(
     qs = qs.select_related("organisation", "posted_by", "reverses").prefetch_related(
         Prefetch("lines", queryset=JournalLine.objects.select_related("account").order_by("pk"))
     )
-    if before is not None:
-        rows = list(qs.filter(pk__gt=before).order_by("pk")[: size + 1])
-        has_prev = len(rows) > size
-        rows = list(reversed(rows[:size]))
-        return EntryPage(
-            rows=rows,
-            next_cursor=rows[-1].pk if rows else None,
-            prev_cursor=rows[0].pk if rows and has_prev else None,
-        )
-    base = qs.filter(pk__lt=after) if after is not None else qs
-    rows = list(base.order_by("-pk")[: size + 1])
-    has_next = len(rows) > size
-    rows = rows[:size]
-    return EntryPage(
-        rows=rows,
-        next_cursor=rows[-1].pk if rows and has_next else None,
-        prev_cursor=rows[0].pk if rows and after is not None else None,
-    )
+    return keyset_page(qs, after=after, before=before, size=size)
 
 
 # --- balances -------------------------------------------------------------------------------
