@@ -303,3 +303,19 @@ def _append_only_tables_allow_the_test_flush() -> Iterator[None]:
 @pytest.fixture
 def tree(db: None) -> factories.Tree:
     return factories.tree()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_postgres_sessions(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Live-server (browser) tests leave a connection of the server thread open on PostgreSQL,
+    which keeps pytest-django from dropping the test database; end such sessions first."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
