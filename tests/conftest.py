@@ -33,7 +33,9 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _RealAESGCM
+from django.core.servers.basehttp import WSGIServer
 from django.test import Client
+from django.test.testcases import LiveServerThread
 from hypothesis import settings as hypothesis_settings
 
 from huzhu.core import crypto
@@ -319,3 +321,20 @@ def _end_stray_postgres_sessions(django_db_setup: None, django_db_blocker: Any) 
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+class _SerialLiveServer(WSGIServer):
+    """The browser tests' live server answers one request at a time.
+
+    Django's default threaded live server lets the browser's parallel requests (htmx loads the
+    tree's counts side by side) share the test's single in-memory SQLite connection, which fails
+    at random with "cannot start a transaction within a transaction". A non-threaded server also
+    answers every response with ``Connection: close``, so the browser never holds it up.
+    """
+
+    def __init__(self, *args: Any, connections_override: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections_override = connections_override
+
+
+LiveServerThread.server_class = _SerialLiveServer
