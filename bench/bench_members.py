@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -46,6 +45,8 @@ from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.common import machine, postgres_admin
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -86,34 +87,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _postgres_admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{url}/postgres", autocommit=True, connect_timeout=5) as conn:
-        conn.execute(statement)  # type: ignore[arg-type]
-
-
 def _machine() -> dict[str, Any]:
-    import sqlite3
-
     import django
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "sqlite": sqlite3.sqlite_version,
-    }
+    return {**machine(), "django": django.get_version()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             env["HUZHU_DATABASE_URL"] = f"sqlite:///{path}"
         elif database == "postgresql":
             try:
-                _postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
-                _postgres_admin(args.postgres_url, f"CREATE DATABASE {PG_DATABASE}")
+                postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+                postgres_admin(args.postgres_url, f"CREATE DATABASE {PG_DATABASE}")
             except Exception as exc:  # no server: report and go on with the others
                 print(f"PostgreSQL 不可用，跳过：{exc}", file=sys.stderr)
                 report["databases"][database] = {"skipped": str(exc)}
@@ -187,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             out.unlink(missing_ok=True)
             if database == "postgresql" and not args.keep_postgres:
-                _postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+                postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
     RESULTS.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     _print_table(report)
     print(f"\n结果已写入 {RESULTS.relative_to(ROOT)}")

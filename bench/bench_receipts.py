@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.common import machine, postgres_admin
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -62,33 +63,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _postgres_admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{url}/postgres", autocommit=True, connect_timeout=5) as conn:
-        conn.execute(statement)  # type: ignore[arg-type]
-
-
-def _machine() -> dict[str, Any]:
-    import sqlite3
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        # Other work on the machine slows a lock-bound benchmark down: record how busy it was.
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+_machine = machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             env.pop("HUZHU_DEMO", None)
             if database == "postgresql":
                 try:
-                    _postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
-                    _postgres_admin(args.postgres_url, f"CREATE DATABASE {PG_DATABASE}")
+                    postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+                    postgres_admin(args.postgres_url, f"CREATE DATABASE {PG_DATABASE}")
                 except Exception as exc:  # no server: report and go on
                     print(f"PostgreSQL 不可用，跳过：{exc}", file=sys.stderr)
                     report["databases"][database] = {"skipped": str(exc)}
@@ -156,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     report["databases"][database] = {"failed": completed.returncode}
             finally:
                 if database == "postgresql":
-                    _postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+                    postgres_admin(args.postgres_url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     _print_table(report)
