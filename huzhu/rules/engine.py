@@ -365,6 +365,43 @@ def duplicate(
     return rejected(plans, state, record, member, Reason.DUPLICATE)
 
 
+def _zero_settle(
+    record: Settlement,
+    reason: Reason,
+    *,
+    plan: Plan,
+    product: str | None,
+    cumulative: int,
+    with_explanation: bool = True,
+    threshold: int | None = None,
+) -> Result:
+    """The result of a settle record that pays nothing and changes no running total."""
+    return Result(
+        setl_id=record.setl_id,
+        record_type="settle",
+        product=product,
+        year=record.adm_date.year,
+        base=record.base,
+        benefit=0,
+        cumulative_benefit=cumulative,
+        reason=reason,
+        plan_code=plan.code,
+        explanation=explain.rejected(
+            reason,
+            setl_id=record.setl_id,
+            record_type="settle",
+            base=record.base,
+            amounts=record.amounts,
+            plan_code=plan.code,
+            product=product,
+            cumulative=cumulative,
+            threshold=threshold,
+        )
+        if with_explanation
+        else {},
+    )
+
+
 def rejected(
     plans: Plans,
     state: YearState | None,
@@ -380,29 +417,9 @@ def rejected(
     plan = _select(plans, record.adm_date)
     key = locate(plans, record, member)
     state = _check_state(state, key)
-    base = record.base
-    product = key[0] if key else None
     cumulative = state.total if state is not None else 0
-    return Result(
-        setl_id=record.setl_id,
-        record_type="settle",
-        product=product,
-        year=record.adm_date.year,
-        base=base,
-        benefit=0,
-        cumulative_benefit=cumulative,
-        reason=reason,
-        plan_code=plan.code,
-        explanation=explain.rejected(
-            reason,
-            setl_id=record.setl_id,
-            record_type="settle",
-            base=base,
-            amounts=record.amounts,
-            plan_code=plan.code,
-            product=product,
-            cumulative=cumulative,
-        ),
+    return _zero_settle(
+        record, reason, plan=plan, product=key[0] if key else None, cumulative=cumulative
     )
 
 
@@ -444,28 +461,13 @@ def settle(
     elif product is None:
         reason = Reason.MED_TYPE_NOT_COVERED
     if reason is not None or product is None or state is None:
-        result = Result(
-            setl_id=record.setl_id,
-            record_type="settle",
+        result = _zero_settle(
+            record,
+            reason or Reason.MED_TYPE_NOT_COVERED,
+            plan=plan,
             product=product,
-            year=year,
-            base=base,
-            benefit=0,
-            cumulative_benefit=cumulative,
-            reason=reason or Reason.MED_TYPE_NOT_COVERED,
-            plan_code=plan.code,
-            explanation=explain.rejected(
-                reason or Reason.MED_TYPE_NOT_COVERED,
-                setl_id=record.setl_id,
-                record_type="settle",
-                base=base,
-                amounts=record.amounts,
-                plan_code=plan.code,
-                product=product,
-                cumulative=cumulative,
-            )
-            if with_explanation
-            else {},
+            cumulative=cumulative,
+            with_explanation=with_explanation,
         )
         return result, state
 
@@ -474,29 +476,14 @@ def settle(
     if base == 0 or base < terms.threshold:
         # A record below the threshold pays nothing and does not count toward any running total.
         reason = Reason.ZERO_BASE if base == 0 else Reason.BELOW_THRESHOLD
-        result = Result(
-            setl_id=record.setl_id,
-            record_type="settle",
+        result = _zero_settle(
+            record,
+            reason,
+            plan=plan,
             product=product,
-            year=year,
-            base=base,
-            benefit=0,
-            cumulative_benefit=cumulative,
-            reason=reason,
-            plan_code=plan.code,
-            explanation=explain.rejected(
-                reason,
-                setl_id=record.setl_id,
-                record_type="settle",
-                base=base,
-                amounts=record.amounts,
-                plan_code=plan.code,
-                product=product,
-                cumulative=cumulative,
-                threshold=terms.threshold,
-            )
-            if with_explanation
-            else {},
+            cumulative=cumulative,
+            with_explanation=with_explanation,
+            threshold=terms.threshold,
         )
         return result, state
 
