@@ -6,9 +6,11 @@ from django.db import models
 
 
 class AuditChain(models.Model):
-    """The head of one hash chain: locked while an event is appended, so the chain is linear.
+    """The head of one of the ``HUZHU_AUDIT_CHAINS`` hash chains (``id`` is the chain number):
+    locked by the transaction appending to that chain until it ends, so each chain is linear while
+    transactions on different chains run side by side (ADR 0002).
 
-    ``last_seq``/``last_hash`` also make deleting the newest event detectable.
+    ``last_seq``/``last_hash`` also make deleting the chain's newest event detectable.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True)
@@ -20,8 +22,10 @@ class AuditChain(models.Model):
 
 
 class AuditEvent(models.Model):
-    chain = models.PositiveSmallIntegerField(default=0)
-    seq = models.BigIntegerField()
+    """One audited action; ``seq``, ``prev_hash`` and ``hash`` link it into its chain only."""
+
+    chain = models.PositiveSmallIntegerField(default=0)  # the AuditChain it belongs to
+    seq = models.BigIntegerField()  # 1, 2, 3 … within its chain
     occurred_at = models.DateTimeField(db_index=True)
     actor_id = models.BigIntegerField(null=True, blank=True)
     actor_username = models.CharField(max_length=150, blank=True)

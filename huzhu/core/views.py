@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from huzhu.core.audit import EVENT_LABELS, Event, first_problem, record_event
-from huzhu.core.models import AuditEvent
+from huzhu.core.models import AuditChain, AuditEvent
 from huzhu.core.paging import keyset_page
 from huzhu.orgs.models import Union, User, subtree_q
 from huzhu.orgs.roles import Perm, Role
@@ -164,10 +164,11 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_required(Perm.AUDIT_VIEW)
 def audit_verify(request: HttpRequest) -> HttpResponse:
-    """Recompute the whole hash chain (as ``huzhu verify-audit``) and show the result."""
+    """Recompute every hash chain (as ``huzhu verify-audit``) and show the first problem found."""
     user = staff_user(request)
     problem = first_problem()
     total = AuditEvent.objects.count()
+    chains = AuditChain.objects.count()
     record_event(
         actor=user,
         event=Event.AUDIT_VIEWED,
@@ -176,4 +177,4 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
         detail={"action": "verify_chain", "intact": problem is None},
     )
     template = "core/_verify_result.html" if getattr(request, "htmx", False) else "core/verify.html"
-    return render(request, template, {"problem": problem, "total": total})
+    return render(request, template, {"problem": problem, "total": total, "chains": chains})

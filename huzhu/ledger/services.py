@@ -6,13 +6,13 @@ payment posts Dr 1001 / Cr 1122 in the payment's own transaction), so the OUTER 
 transaction (ARCHITECTURE.md convention 5) and the entry commits or rolls back with the business
 change that caused it. Called on its own, a posting is its own transaction.
 
-Lock order (PostgreSQL): the audit chain head, then the (fund, year) entry counter, then the
-account balance rows in account-code order. ``record_event`` locks the audit chain head, and
-callers typically write their own audit event before posting; taking the chain first here keeps
-one order for every transaction and so rules out a deadlock between "audit, then post" and
-"post, then audit". (While the audit log is a single chain this also serializes postings; the
-counter lock is what guarantees gap-free numbering on its own, see
-``tests/ledger/test_concurrency.py``.)
+Lock order (PostgreSQL): the transaction's audit chain head, then the (fund, year) entry counter,
+then the account balance rows in account-code order. ``record_event`` locks the head of the chain
+the transaction appends to (one of ``HUZHU_AUDIT_CHAINS``, ADR 0002), and callers typically write
+their own audit event before posting; taking that chain first here keeps one order for every
+transaction and so rules out a deadlock between "audit, then post" and "post, then audit". The
+counter lock is what guarantees gap-free numbering on its own (``tests/ledger/test_concurrency.py``);
+it and the fund's balance rows are what concurrent postings queue on.
 
 Idempotency. A posting is keyed by (source_type, source_id, purpose) with a database unique
 constraint: a retried call with the same lines returns the entry already posted (no second audit
@@ -37,9 +37,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from huzhu.core.audit import Event, record_event
+from huzhu.core.audit import Event, lock_transaction_chain, record_event
 from huzhu.core.errors import ConflictError, ErrorCode, ErrorCollector, FieldError, InvalidInput
-from huzhu.core.models import AuditChain
 from huzhu.core.money import format_fen
 from huzhu.ledger.models import (
     Account,
@@ -209,9 +208,9 @@ def _accounts() -> dict[str, Account]:
 
 
 def _lock_audit_chain() -> None:
-    # The same row lock record_event takes later in this transaction, taken first: see the
-    # module docstring (one lock order, no deadlock).
-    AuditChain.objects.select_for_update().get_or_create(id=0)
+    # The transaction's audit chain (the one record_event appends to later in this transaction),
+    # locked before the entry counter: see the module docstring (one lock order, no deadlock).
+    lock_transaction_chain()
 
 
 def _lock_counter(fund: Fund, year: int) -> EntrySequence:

@@ -71,12 +71,14 @@ def test_events_form_a_chain_with_actor_role_organisation_and_no_sensitive_value
     text = str(AuditEvent.objects.filter(pk=event.pk).values().get())
     assert "430102197503010033" not in text and "13812345678" not in text
     rows = list(AuditEvent.objects.order_by("seq"))
+    # One test, one transaction: every event of it is on the transaction's one chain.
+    assert {r.chain for r in rows} == {rows[0].chain}
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
     assert rows[0].prev_hash == "0" * 64
     for previous, row in itertools.pairwise(rows):
         assert row.prev_hash == previous.hash
         assert row.hash == compute_hash(row)
-    head = AuditChain.objects.get(id=0)
+    head = AuditChain.objects.get(id=rows[0].chain)
     assert (head.last_seq, head.last_hash) == (rows[-1].seq, rows[-1].hash)
     assert first_problem() is None
 
@@ -133,7 +135,8 @@ def test_verify_audit_passes_on_a_clean_chain(capsys: pytest.CaptureFixture[str]
     count = AuditEvent.objects.count()
     assert count > 5
     status, out, err = _verify(capsys)
-    assert (status, out, err) == (0, f"审计链完整：共 {count} 条事件\n", "")
+    chains = AuditChain.objects.count()
+    assert (status, out, err) == (0, f"审计链完整：{chains} 条链，共 {count} 条事件\n", "")
 
 
 @pytest.mark.django_db
@@ -147,7 +150,10 @@ def test_verify_audit_names_an_edited_row(capsys: pytest.CaptureFixture[str]) ->
         )
     status, out, err = _verify(capsys)
     assert status == 1 and out == ""
-    assert err == f"审计链异常：第 3 条（事件 id={target.pk}）：内容与哈希不一致（该条被修改）\n"
+    assert err == (
+        f"审计链异常：第 {target.chain} 号链第 3 条（事件 id={target.pk}）："
+        "内容与哈希不一致（该条被修改）\n"
+    )
 
 
 @pytest.mark.django_db
@@ -169,7 +175,8 @@ def test_verify_audit_names_a_row_edited_with_a_recomputed_hash(
     status, _, err = _verify(capsys)
     assert status == 1
     assert err == (
-        f"审计链异常：第 4 条（事件 id={following.pk}）：前序哈希不一致（前一条被修改或删除）\n"
+        f"审计链异常：第 {following.chain} 号链第 4 条（事件 id={following.pk}）："
+        "前序哈希不一致（前一条被修改或删除）\n"
     )
 
 
@@ -182,7 +189,10 @@ def test_verify_audit_names_a_deleted_row(capsys: pytest.CaptureFixture[str]) ->
         cursor.execute("DELETE FROM core_auditevent WHERE seq = 4")
     status, _, err = _verify(capsys)
     assert status == 1
-    assert err == f"审计链异常：第 5 条（事件 id={after.pk}）：第 4 条审计事件缺失（已被删除）\n"
+    assert err == (
+        f"审计链异常：第 {after.chain} 号链第 5 条（事件 id={after.pk}）："
+        "第 4 条审计事件缺失（已被删除）\n"
+    )
 
 
 @pytest.mark.django_db
@@ -196,7 +206,8 @@ def test_verify_audit_notices_the_newest_row_deleted(capsys: pytest.CaptureFixtu
     status, _, err = _verify(capsys)
     assert status == 1
     assert err == (
-        f"审计链异常：第 {newest.seq} 条（链尾）：链尾与链头记录不一致（最新的事件被删除）\n"
+        f"审计链异常：第 {newest.chain} 号链第 {newest.seq} 条（链尾）："
+        "链尾与链头记录不一致（最新的事件被删除）\n"
     )
 
 

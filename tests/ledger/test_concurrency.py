@@ -45,7 +45,7 @@ class Committed:
 @pytest.fixture
 def committed(django_db_setup: None, django_db_blocker: object) -> Iterator[Committed]:
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        head = AuditChain.objects.filter(id=0).values_list("last_seq", "last_hash").first()
+        heads = list(AuditChain.objects.values_list("id", "last_seq", "last_hash"))
         last_event = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
         province = factories.union(None, "并发测试省总工会", "provincial", "460000")
         fund = services.fund_for(province)
@@ -69,12 +69,16 @@ def committed(django_db_setup: None, django_db_blocker: object) -> Iterator[Comm
                         cursor.execute(
                             sql, {"fund": fund.pk, "org": province.pk, "event": last_event}
                         )
-                    if head is None:
-                        cursor.execute("DELETE FROM core_auditchain WHERE id = 0")
-                    else:
+                    # Every audit chain head back to where it was (the postings used several).
+                    cursor.execute(
+                        "DELETE FROM core_auditchain WHERE NOT (id = ANY(%s))",
+                        [[h[0] for h in heads]],
+                    )
+                    for chain, last_seq, last_hash in heads:
                         cursor.execute(
-                            "UPDATE core_auditchain SET last_seq = %s, last_hash = %s WHERE id = 0",
-                            list(head),
+                            "UPDATE core_auditchain SET last_seq = %s, last_hash = %s"
+                            " WHERE id = %s",
+                            [last_seq, last_hash, chain],
                         )
                 finally:
                     cursor.execute("SET session_replication_role = DEFAULT")
