@@ -3,6 +3,9 @@
 - ``huzhu receipt verify-xml FILE [--public-key PEM]``: check a receipt's signed XML original;
   exit 0 when the signature is valid, 1 when it is not, 2 when the file cannot be read.
 - ``huzhu receipt public-key``: print the PEM public key that signs this deployment's receipts.
+- ``huzhu receipt upload [--limit N] [--retry-failed]``: send the receipts and voids due to the
+  finance department's platform (``receipt_upload``); prints one summary line; exit 0 when nothing
+  was rejected or failed, 1 otherwise, 2 when the platform is not configured.
 """
 
 from __future__ import annotations
@@ -50,6 +53,23 @@ def cmd_public_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_upload(args: argparse.Namespace) -> int:
+    from huzhu.contributions.receipt_upload import PlatformNotConfigured, upload_due
+
+    if args.limit is not None and args.limit < 1:
+        print("--limit 应为正整数", file=sys.stderr)
+        return EXIT_UNUSABLE
+    try:
+        summary = upload_due(limit=args.limit, retry_failed=args.retry_failed)
+    except PlatformNotConfigured as exc:
+        from huzhu.contributions.receipt_upload import outstanding_count
+
+        print(f"{'；'.join(exc.problems)}：{outstanding_count()} 条待上传", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(summary.line())
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
 def add_subcommands(sub: Any, wrap: Callable[[Callable[[argparse.Namespace], int]], Any]) -> None:
     receipt = sub.add_parser("receipt", help="电子票据").add_subparsers(
         dest="receipt_cmd", required=True
@@ -60,3 +80,7 @@ def add_subcommands(sub: Any, wrap: Callable[[Callable[[argparse.Namespace], int
     p.set_defaults(func=wrap(cmd_verify_xml))
     p = receipt.add_parser("public-key", help="输出本平台电子票据签名公钥（PEM）")
     p.set_defaults(func=wrap(cmd_public_key))
+    p = receipt.add_parser("upload", help="将已开具、已作废的电子票据上传财政电子票据平台")
+    p.add_argument("--limit", type=int, help="本次最多上传的条数（默认全部到期的）")
+    p.add_argument("--retry-failed", action="store_true", help="把上传失败的任务重新排队并立即重试")
+    p.set_defaults(func=wrap(cmd_upload))

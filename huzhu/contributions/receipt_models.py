@@ -203,3 +203,69 @@ class Receipt(models.Model):
     def total_text(self) -> str:
         """The total in yuan with two decimals ("120.00")."""
         return format_fen(self.total_fen)
+
+
+# --- upload to the finance department's platform (outbox; see ``receipt_upload``) ----------------
+class UploadKind(models.TextChoices):
+    ISSUE = "issue", "开具"
+    VOID = "void", "作废"
+
+
+class UploadStatus(models.TextChoices):
+    PENDING = "pending", "待上传"
+    SENT = "sent", "上传中"
+    ACCEPTED = "accepted", "已接收"
+    REJECTED = "rejected", "被拒收"
+    FAILED = "failed", "上传失败"
+
+
+class ReceiptUpload(models.Model):
+    """One thing to report to the finance department's platform: an issued receipt or the void of
+    one. Written in the transaction that issues or voids the receipt (an outbox): a receipt that
+    exists always has its upload row, a rolled-back issue has neither."""
+
+    receipt = models.ForeignKey(Receipt, on_delete=models.PROTECT, related_name="uploads")
+    kind = models.CharField("上传类型", max_length=8, choices=UploadKind.choices)
+    status = models.CharField(
+        "上传状态", max_length=8, choices=UploadStatus.choices, default=UploadStatus.PENDING
+    )
+    # Scope: the issuer's subtree (the finance staff who issue the receipts handle their upload).
+    issuer_path = models.CharField(max_length=255, editable=False)
+    # Attempts since the row was queued or last retried by hand (automatic retries stop at the
+    # configured maximum).
+    attempts = models.PositiveIntegerField("尝试次数", default=0)
+    # When the row is next due; None once finished or when automatic retries have stopped.
+    next_attempt_at = models.DateTimeField("下次上传时间", null=True, blank=True)
+    # The uploader that claimed the row (status "sent") and when: a claim older than the lease is
+    # an uploader that crashed, and the row is sent again (the platform deduplicates).
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    platform_code = models.CharField("平台应答代码", max_length=16, blank=True)
+    last_error = models.CharField("最近错误", max_length=500, blank=True)
+    platform_reference = models.CharField("平台受理号", max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "票据上传任务"
+        constraints = [
+            models.UniqueConstraint(fields=["receipt", "kind"], name="receipt_upload_once"),
+            models.CheckConstraint(
+                condition=Q(kind__in=UploadKind.values), name="receipt_upload_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=UploadStatus.values), name="receipt_upload_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at", "id"], name="receipt_upload_due_idx"),
+            models.Index(fields=["issuer_path", "id"], name="receipt_upload_scope_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.receipt_id} {self.status}"
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (UploadStatus.FAILED, UploadStatus.REJECTED)

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from huzhu.contributions import receipt_signing, receipt_xml
+from huzhu.contributions import receipt_signing, receipt_upload, receipt_xml
 from huzhu.contributions.receipt_models import (
     RECEIPT_NUMBER_MAX,
     PayerKind,
@@ -415,6 +415,8 @@ def _issue_locked(
     )
     receipt.signed_xml, receipt.signing_key_id = receipt_xml.signed_receipt_xml(receipt)
     receipt.save(force_insert=True)
+    # The finance platform's outbox row, in this transaction (RULES.md §6; receipt_upload).
+    receipt_upload.queue_issue(receipt)
     record_event(
         actor=acting_user,
         event=ReceiptEvent.ISSUED,
@@ -505,6 +507,7 @@ def _void_locked(locked: Receipt, *, acting_user: User | None, reason: str) -> R
     locked.voided_by = acting_user
     locked.void_reason = reason
     locked.save(update_fields=["status", "voided_at", "voided_by", "void_reason"])
+    receipt_upload.queue_void(locked)
     # The reason is free text typed by staff: it stays on the receipt, not in the audit detail.
     record_event(
         actor=acting_user,

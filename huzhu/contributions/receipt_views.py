@@ -44,6 +44,11 @@ from huzhu.contributions.receipt_services import (
     reissue_receipt,
     void_receipt,
 )
+from huzhu.contributions.receipt_upload_selectors import (
+    attach_range_upload_counts,
+    attach_upload_badges,
+    uploads_of,
+)
 from huzhu.core.errors import InvalidInput
 from huzhu.core.middleware import client_ip
 from huzhu.core.money import chinese_capital, format_fen
@@ -98,6 +103,7 @@ def receipt_list(request: HttpRequest) -> HttpResponse:
         before=_int_param(request, "before"),
         size=PAGE_SIZE,
     )
+    attach_upload_badges(page.rows)  # the 上传财政平台 column
     keep = {
         key: request.GET[key]
         for key in ("payer", "number", "date_from", "date_to", "status")
@@ -132,6 +138,7 @@ def _detail_context(user: User, receipt: Receipt, **extra: Any) -> dict[str, Any
         "successor": successor,
         "can_void": can_manage and not receipt.is_voided,
         "can_reissue": can_manage and successor is None,
+        "uploads": uploads_of(receipt),
         "void_form": extra.pop("void_form", None) or VoidForm(),
         "reissue_form": extra.pop("reissue_form", None) or ReissueForm(),
         "verify_query": urlencode(
@@ -274,6 +281,7 @@ def range_list(request: HttpRequest) -> HttpResponse:
         .select_related("issuer", "allocated_by")
         .order_by("-year", "issuer_path", "id")[:RANGE_LIST_LIMIT]
     )
+    attach_range_upload_counts(ranges)
     return render(
         request,
         "contributions/receipts/ranges.html",

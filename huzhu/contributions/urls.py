@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from huzhu.contributions import receipt_views
+from huzhu.contributions import receipt_upload_views, receipt_views
 
 app_name = "contributions"
 urlpatterns = [
@@ -13,6 +13,9 @@ urlpatterns = [
     path("<int:receipt_id>/void/", receipt_views.receipt_void, name="receipt_void"),
     path("<int:receipt_id>/reissue/", receipt_views.receipt_reissue, name="receipt_reissue"),
     path("ranges/", receipt_views.range_list, name="range_list"),
+    # Uploads to the finance department's platform (finance: receipt.issue).
+    path("uploads/", receipt_upload_views.upload_list, name="upload_list"),
+    path("uploads/<int:upload_id>/retry/", receipt_upload_views.upload_retry, name="upload_retry"),
     # Public, no login: the verification page (QR codes link here) and the signing key.
     path("verify/", receipt_views.verify, name="verify"),
     path("public-key", receipt_views.public_key, name="public_key"),
