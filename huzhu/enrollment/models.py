@@ -240,6 +240,9 @@ class Enrollment(models.Model):
         ]
         indexes = [
             models.Index(fields=["member", "plan_year"], name="enrollment_member_idx"),
+            # The settlement's lookup of the insured person (every status: a withdrawn share
+            # keeps its dates); the partial unique constraint above covers live shares only.
+            models.Index(fields=["person_index", "plan_year"], name="enrollment_person_idx"),
             models.Index(fields=["batch", "id"], name="enrollment_batch_idx"),
             models.Index(fields=["unit", "plan_year"], name="enrollment_unit_idx"),
             models.Index(fields=["union_path", "plan_year"], name="enrollment_scope_idx"),
