@@ -8,6 +8,9 @@ class CoreConfig(AppConfig):
     verbose_name = "基础"
 
     def ready(self) -> None:
+        from huzhu.core.logging import install_masking_record_factory
         from huzhu.core.triggers import ensure_sqlite_guards
+
+        install_masking_record_factory()
 
         post_migrate.connect(ensure_sqlite_guards, dispatch_uid="huzhu.core.sqlite_guards")

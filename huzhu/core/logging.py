@@ -1,4 +1,9 @@
-"""A logging filter that masks ID numbers, mobiles and bank card numbers in every record (S9)."""
+"""Masking of ID numbers, mobiles and bank card numbers in every log record (S9).
+
+Two layers: ``install_masking_record_factory`` masks each record as it is created, so no handler
+(including one a deployment adds, or a library's) ever sees the plain value — a request path such
+as ``/api/v1/orgs/<an ID number>`` logged by ``django.request`` included; ``MaskPiiFilter`` on the
+configured handlers is the second layer, for records made before the factory was installed."""
 
 from __future__ import annotations
 
@@ -24,3 +29,30 @@ class MaskPiiFilter(logging.Filter):
             record.msg = masked
             record.args = None
         return True
+
+
+_installed = False
+
+
+def install_masking_record_factory() -> None:
+    """Wrap the process's log record factory so every new record carries its message masked.
+    Idempotent."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the logging call's problem
+            return record
+        masked = mask_text(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True

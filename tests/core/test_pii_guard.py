@@ -128,8 +128,26 @@ def test_zipped_spreadsheet_parts_are_checked(assert_no_pii: Any, pii_guard: Pii
     assert_no_pii(HttpResponse("**** 0128"))
 
 
+def raw_log(logger: logging.Logger, level: int, msg: str, *args: object) -> None:
+    """Log a record made without the process's record factory (which masks every message,
+    huzhu.core.logging): what a logging path that bypassed the masking would hand the handlers."""
+    logger.handle(logging.LogRecord(logger.name, level, __file__, 1, msg, args, None))
+
+
+def test_records_are_masked_as_they_are_created(pii_guard: PiiGuard) -> None:
+    """The first layer (S9): any record, of any logger — here Django's request logger with a path
+    that carries an ID number — is masked before a handler sees it."""
+    logging.getLogger("django.request").warning("Not Found: %s", f"/api/v1/orgs/{VALID_ID}")
+    logging.getLogger("huzhu.anything").warning("call %s, card %s", PHONE, ACCOUNT)
+    record = logging.getLogger("x").makeRecord(
+        "x", logging.INFO, __file__, 1, "%s", (VALID_ID,), None
+    )
+    assert record.getMessage() == "430***********0033"
+    pii_guard.check_logs()
+
+
 def test_log_record_with_an_id_number_fails_at_teardown(pii_guard: PiiGuard) -> None:
-    logging.getLogger("huzhu.anything").warning("member %s imported", VALID_ID)
+    raw_log(logging.getLogger("huzhu.anything"), logging.WARNING, "member %s imported", VALID_ID)
     with pytest.raises(PiiLeak, match=r"logger 'huzhu\.anything'"):
         pii_guard.check_logs()
     pii_guard.forget_logs()  # this test leaked on purpose; the guard's own teardown stays quiet
@@ -140,7 +158,7 @@ def test_log_records_of_non_propagating_loggers_are_seen(pii_guard: PiiGuard) ->
     quiet = logging.getLogger("huzhu.quiet")
     quiet.propagate = False
     try:
-        quiet.error("call %s", PHONE)
+        raw_log(quiet, logging.ERROR, "call %s", PHONE)
     finally:
         quiet.propagate = True
     with pytest.raises(PiiLeak, match="mobile number"):
@@ -179,7 +197,13 @@ def test_the_autouse_guard_fails_a_leaking_test_end_to_end(
             urlpatterns = [path("leak/", leak)]
 
             def test_logs_an_id_number():
-                logging.getLogger("huzhu.x").info("id 430102197503010033")
+                # Made without the masking record factory: what the guard exists to catch.
+                logger = logging.getLogger("huzhu.x")
+                logger.handle(
+                    logging.LogRecord(
+                        "huzhu.x", logging.INFO, "", 1, "id 430102197503010033", None, None
+                    )
+                )
 
             def test_logs_nothing_sensitive():
                 logging.getLogger("huzhu.x").info("id 430***********0033")
