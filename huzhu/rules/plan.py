@@ -459,7 +459,11 @@ class _PlanLoader(yaml.BaseLoader):
 
 def load_plan_text(text: str) -> tuple[Plan | None, list[PlanError]]:
     """Parse and validate plan YAML text; the plan is returned only when there is no error."""
-    loader = _PlanLoader(text)
+    try:
+        loader = _PlanLoader(text)  # the reader refuses control characters right here
+    except yaml.reader.ReaderError as exc:
+        message = f"YAML 格式错误：第 {exc.position + 1} 个字符不允许出现（控制字符）"
+        return None, [PlanError("", message)]
     loader.duplicate_keys = []
     try:
         data = loader.get_single_data()

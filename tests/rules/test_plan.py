@@ -392,3 +392,9 @@ def test_plan_versions_select_by_admission_date(demo_plan: Plan) -> None:
     assert versions.by_code("HUNAN-2026-R1") is revision
     with pytest.raises(ValueError):
         PlanVersions([demo_plan, demo_plan])
+
+
+def test_control_characters_are_a_chinese_error_not_a_crash() -> None:
+    plan, errors = load_plan_text("code: HUNAN\x002026\n")
+    assert plan is None
+    assert len(errors) == 1 and "控制字符" in errors[0].message
