@@ -12,6 +12,12 @@ urlpatterns = [
     path("ledger/", include("huzhu.ledger.urls")),
     path("receipts/", include("huzhu.contributions.urls")),
     path("contributions/", include("huzhu.contributions.funding_urls")),
+    path("portal/", include("huzhu.portal.urls")),
+    path("claims/partners/", include("huzhu.claims.partner_urls")),
+    path("claims/payments/", include("huzhu.claims.payment_urls")),
+    path("claims/manual/", include("huzhu.claims.manual_urls")),
+    path("claims/feed/", include("huzhu.claims.feed_urls")),
+    path("claims/", include("huzhu.claims.urls")),
     path("api/v1/", api.urls),
 ]
 

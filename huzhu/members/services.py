@@ -38,6 +38,7 @@ from huzhu.members.models import (
     Member,
     RetirementCategoryChoice,
 )
+from huzhu.members.signals import consent_granted
 from huzhu.orgs.models import Union, Unit, User
 from huzhu.orgs.roles import UNMASKABLE_FIELDS
 
@@ -417,7 +418,9 @@ def grant_consent(
     channel: str = ConsentChannel.PAPER_VIA_UNION,
     purpose: str = ConsentPurpose.MEDICAL_DATA,
     notice_version: str = CURRENT_NOTICE_VERSION,
+    actor_username: str = "",
 ) -> Consent:
+    """``actor_username``: who acted when it is not a staff user (the member in the portal)."""
     existing = member.consents.filter(purpose=purpose, withdrawn_at__isnull=True).first()
     if existing is not None:
         return existing
@@ -435,7 +438,10 @@ def grant_consent(
         obj=consent,
         organisation_id=member.union_id,
         detail={"member": member.pk, "purpose": purpose, "channel": channel},
+        actor_username=actor_username,
     )
+    if purpose == ConsentPurpose.MEDICAL_DATA:
+        consent_granted.send(sender=Consent, member_ids=[member.pk])
     return consent
 
 
@@ -496,13 +502,20 @@ def bulk_grant_consents(
                 "channel": channel,
             },
         )
+        if purpose == ConsentPurpose.MEDICAL_DATA:
+            consent_granted.send(sender=Consent, member_ids=[m.pk for m in batch])
     return len(todo)
 
 
 @transaction.atomic
 def withdraw_consent(
-    *, acting_user: User | None, member: Member, purpose: str = ConsentPurpose.MEDICAL_DATA
+    *,
+    acting_user: User | None,
+    member: Member,
+    purpose: str = ConsentPurpose.MEDICAL_DATA,
+    actor_username: str = "",
 ) -> int:
+    """``actor_username``: who acted when it is not a staff user (the member in the portal)."""
     count = member.consents.filter(purpose=purpose, withdrawn_at__isnull=True).update(
         withdrawn_at=timezone.now()
     )
@@ -513,6 +526,7 @@ def withdraw_consent(
             obj=member,
             organisation_id=member.union_id,
             detail={"purpose": purpose},
+            actor_username=actor_username,
         )
     return count
 

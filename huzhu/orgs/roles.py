@@ -57,6 +57,14 @@ class Perm(StrEnum):
     FUNDING_EDIT = "funding.edit"
     PAYMENT_REGISTER = "funding.payment"
     # --- end co-funding ---
+    # --- claims (huzhu.claims) ---
+    CLAIM_VIEW = "claim.view"
+    CLAIM_FILE = "claim.file"
+    CLAIM_REVIEW = "claim.review"
+    CLAIM_PAY = "claim.pay"
+    CLAIM_POLICY = "claim.policy"
+    PARTNER_MANAGE = "partner.manage"
+    # --- end claims ---
 
 
 _BUSINESS_VIEW = {Perm.ORG_VIEW, Perm.UNIT_VIEW, Perm.MEMBER_VIEW, Perm.PLAN_VIEW}
@@ -108,6 +116,21 @@ _FUNDING_PERMISSIONS: dict[str, frozenset[Perm]] = {
 for _role, _perms in _FUNDING_PERMISSIONS.items():
     ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _perms
 # --- end co-funding ---
+
+# --- claims (huzhu.claims): the clerk files manual claims, the reviewer reviews (and a city-level
+# reviewer gives the second approval), finance pays, the auditor views; the plan manager sets the
+# review policy; partner accounts (keys) are system accounts, managed by the system administrator
+_CLAIM_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    Role.CLERK: frozenset({Perm.CLAIM_VIEW, Perm.CLAIM_FILE}),
+    Role.REVIEWER: frozenset({Perm.CLAIM_VIEW, Perm.CLAIM_REVIEW}),
+    Role.FINANCE: frozenset({Perm.CLAIM_VIEW, Perm.CLAIM_PAY}),
+    Role.AUDITOR: frozenset({Perm.CLAIM_VIEW}),
+    Role.PLAN_MANAGER: frozenset({Perm.CLAIM_POLICY}),
+    Role.SYSTEM_ADMIN: frozenset({Perm.PARTNER_MANAGE}),
+}
+for _role, _perms in _CLAIM_PERMISSIONS.items():
+    ROLE_PERMISSIONS[_role] = ROLE_PERMISSIONS[_role] | _perms
+# --- end claims ---
 
 # Field matrix (S7): which personal fields a role may see in plain text after stating a reason.
 # Everyone with MEMBER_VIEW sees the masked forms only; lists never show diagnoses.

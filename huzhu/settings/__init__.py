@@ -25,15 +25,16 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-# Demo mode: asked for explicitly, or implied on a machine where `make demo` generated its keys
-# and no production secret is configured (so `.venv/bin/huzhu token create …` works after it).
-DEMO_MODE = env_bool("HUZHU_DEMO") or (
-    "HUZHU_SECRET_KEY" not in os.environ and (VAR_DIR / "keys.json").exists()
-)
 DEBUG = env_bool("HUZHU_DEBUG")
 # huzhu.settings.test imports this package first, so it is recognised by its module name too.
 TESTING = env_bool("HUZHU_TESTING") or os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(
     "settings.test"
+)
+# Demo mode: asked for explicitly, or implied on a machine where `make demo` generated its keys
+# and no production secret is configured (so `.venv/bin/huzhu token create …` works after it).
+# Never implied in tests: `make demo` then `make test` on one machine must test production rules.
+DEMO_MODE = env_bool("HUZHU_DEMO") or (
+    not TESTING and "HUZHU_SECRET_KEY" not in os.environ and (VAR_DIR / "keys.json").exists()
 )
 
 if DEMO_MODE or TESTING:
@@ -84,6 +85,8 @@ INSTALLED_APPS = [
     "huzhu.jobs",
     "huzhu.ledger",
     "huzhu.contributions",
+    "huzhu.claims",
+    "huzhu.portal",
     "huzhu.web",
 ]
 
@@ -196,6 +199,11 @@ SECURE_HSTS_SECONDS = 31536000 if _secure else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _secure
 SECURE_HSTS_PRELOAD = _secure
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For the partner
+# API believes; empty: only REMOTE_ADDR counts (huzhu.claims.partners.client_ip).
+HUZHU_TRUSTED_PROXIES = [
+    p.strip() for p in os.environ.get("HUZHU_TRUSTED_PROXIES", "").split(",") if p.strip()
+]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -257,6 +265,8 @@ LOGGING = {
 }
 
 HUZHU_MEMBER_PAGE_SIZE = 20
+# Claim documents (PDF, JPEG, PNG): the largest file accepted, in bytes (huzhu.claims.manual).
+HUZHU_CLAIM_DOCUMENT_MAX_BYTES = int(os.environ.get("HUZHU_CLAIM_DOCUMENT_MAX_BYTES", 10 * 2**20))
 
 # --- background jobs: django-tasks with its database backend (no extra server needed) -------------
 # `huzhu worker` runs the queue; tests use the immediate backend.
@@ -265,3 +275,17 @@ TASKS = {
         "BACKEND": os.environ.get("HUZHU_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
     }
 }
+
+# --- the finance e-receipt platform (财政电子票据平台; docs/finance-platform.md) ---
+# Without a URL, issued receipts wait in the upload outbox (nothing is reported as uploaded).
+HUZHU_FINANCE_PLATFORM_URL = os.environ.get("HUZHU_FINANCE_PLATFORM_URL", "").strip()
+HUZHU_FINANCE_PLATFORM_APPID = os.environ.get("HUZHU_FINANCE_PLATFORM_APPID", "").strip()
+HUZHU_FINANCE_PLATFORM_KEY = os.environ.get("HUZHU_FINANCE_PLATFORM_KEY", "")
+HUZHU_FINANCE_PLATFORM_TIMEOUT = float(os.environ.get("HUZHU_FINANCE_PLATFORM_TIMEOUT", "10"))
+HUZHU_FINANCE_PLATFORM_MAX_ATTEMPTS = int(
+    os.environ.get("HUZHU_FINANCE_PLATFORM_MAX_ATTEMPTS", "8")
+)
+# A province whose platform speaks another dialect plugs in its own client class.
+HUZHU_FINANCE_PLATFORM_CLIENT = os.environ.get(
+    "HUZHU_FINANCE_PLATFORM_CLIENT", "huzhu.contributions.receipt_upload.HmacXmlPlatformClient"
+)

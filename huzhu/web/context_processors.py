@@ -27,6 +27,13 @@ APP_PAGES: list[tuple[str, str, str]] = [
     ("缴费与分担", "funding:invoice_list", "funding.view"),
     ("电子票据", "contributions:receipt_list", "receipt.view"),
     ("基金账务", "ledger:journal", "ledger.view"),
+    ("理赔审核", "claims:queue", "claim.view"),
+    ("理赔审核规则", "claims:policy", "claim.policy"),
+    ("结算合作方", "partners:list", "partner.manage"),
+    ("补助金支付", "payments:list", "claim.pay"),
+    ("结算数据", "feed:settlements", "claim.view"),
+    ("结算文件与对账", "feed:files", "claim.view"),
+    ("会员更正申请", "portal:staff_corrections", "member.view"),
 ]
 
 

@@ -99,6 +99,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 "授权有效、未撤回",
             ),
         ]
+    if Perm.CLAIM_REVIEW in perms:
+        from huzhu.claims.views import pending_review_count
+
+        figures.append(
+            Figure("待审核理赔", pending_review_count(user), url_or_none("claims:queue"))
+        )
     actions: list[tuple[str, str]] = []
     if Perm.MEMBER_EDIT in perms:
         actions.append(("新增职工", reverse("members:create")))

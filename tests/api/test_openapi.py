@@ -98,3 +98,29 @@ def test_docs_assets_are_served_by_the_application(db: None, name: str) -> None:
     assert response["Content-Type"] == content_type
     assert b"".join(response.streaming_content) == (SWAGGER_DIR / file_name).read_bytes()  # type: ignore[attr-defined]
     assert "max-age" in response["Cache-Control"]
+
+
+def test_every_schema_class_has_its_own_name(schema: dict) -> None:
+    """The OpenAPI components are keyed by class name: two request/answer classes of the same
+    name would silently share one component, documenting one operation's body for another."""
+    import importlib
+    import pkgutil
+
+    from ninja import Schema
+
+    import huzhu.api
+
+    for module in pkgutil.iter_modules(huzhu.api.__path__):
+        importlib.import_module(f"huzhu.api.{module.name}")
+    seen: dict[str, str] = {}
+    pending = list(Schema.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not cls.__module__.startswith("huzhu."):
+            continue
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        assert seen.setdefault(cls.__name__, where) == where, (cls.__name__, seen[cls.__name__])
+    components = schema["components"]["schemas"]
+    assert set(components["PaymentBatchOut"]["required"]) >= {"number", "line_count", "total"}
+    assert "plan_code" in components["BatchOut"]["properties"]  # the enrollment batch

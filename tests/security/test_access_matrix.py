@@ -11,6 +11,9 @@ an anonymous visitor, for a target object in each organisation relative to the a
 Expected answers (GET):
 
 * anonymous: 302 to the login page (screens) or 401 (API); public routes as listed in PUBLIC_ROUTES;
+* member portal pages (``huzhu.portal.auth.member_required``): 302 to the portal login for the
+  anonymous visitor and for every staff role alike, GET and writes (a staff session is never a
+  member session, S4); the member's own access is tested in tests/portal;
 * a role without the route's permission: 404 on an object; on a collection 404 for screens
   (``huzhu.web.auth.staff_required`` raises ``NotPermitted``, a 404) and 403 for the API
   (``huzhu.api.auth.StaffToken(collection=True)``);
@@ -400,6 +403,13 @@ KWARGS: dict[str, Target] = {
         "issued by county_a1 to its own federation's member (own) and to grassroots_1's (child), "
         "by county_a2 (sibling) and by city_a (parent) to their members",
     ),
+    # --- receipt uploads to the finance platform (huzhu.contributions receipt_upload*) ---
+    "upload_id": Target(
+        lambda w, rel: w.receipts[rel].uploads.get(kind="issue"),  # type: ignore[attr-defined]
+        frozenset({"own", "child"}),
+        "the issue upload of each relation's receipt: scoped by the issuer (county_a1 for own "
+        "and child, county_a2 sibling, city_a parent), not by the payer",
+    ),
     "entries/pk": Target(
         lambda w, rel: w.entries[rel],
         frozenset({"own", "child"}),
@@ -432,6 +442,69 @@ KWARGS: dict[str, Target] = {
         "on first use in the test's transaction",
     ),
     # --- end co-funding ---
+    # --- member portal (huzhu.portal) ---
+    "corrections/pk": Target(
+        lambda w, rel: _correction(w, rel),
+        frozenset({"own", "child"}),
+        "a correction request (a new phone number) of each relation's member, created on first use "
+        "in the test's transaction",
+    ),
+    # --- end member portal ---
+    # --- manual claims (huzhu.claims.manual*, /api/v1/claims) ---
+    "claim_id": Target(
+        lambda w, rel: _manual_claim(w, rel),
+        frozenset({"own", "child"}),
+        "a manual maternity claim (submitted, with a birth certificate) of each relation's member, "
+        "filed on first use in the test's transaction: a claim belongs to its member's union",
+    ),
+    "document_id": Target(
+        lambda w, rel: _manual_claim(w, rel).documents.first(),  # type: ignore[attr-defined]
+        frozenset({"own", "child"}),
+        "the birth certificate of the relation's manual claim",
+    ),
+    # --- end manual claims ---
+    # --- settlement partners (huzhu.claims.partner_*, /api/v1/settlements) ---
+    "partners/pk": Target(
+        lambda w, rel: _partner(w, rel),
+        frozenset({"own", "child"}),
+        "a settlement partner of each relation's union (own county_a1, child grassroots_1, "
+        "sibling county_a2, parent city_a), created on first use in the test's transaction",
+    ),
+    "setl_id": Target(
+        lambda w, rel: "S-MATRIX-0001" if rel == "own" else None,
+        frozenset({"own"}),
+        "a settlement id on the partner API: only signed partner requests reach it (see "
+        "PARTNER_ROUTES), so one relation is enough",
+    ),
+    # --- end settlement partners ---
+    # --- settlement feed (huzhu.claims.feed*, /api/v1/settlement-files, /reconciliations) ---
+    "files/pk": Target(
+        lambda w, rel: _feed_file(w, rel),
+        frozenset({"own", "child"}),
+        "a (rejected) feed file of each relation's partner (see partners/pk), created on first "
+        "use in the test's transaction: a file belongs to its partner's organisation",
+    ),
+    "reconciliations/pk": Target(
+        lambda w, rel: _feed_report(w, rel),
+        frozenset({"own", "child"}),
+        "a reconciliation report of each relation's partner, created on first use",
+    ),
+    "settlement-files/file_id": Target(
+        lambda w, rel: "1" if rel == "own" else None,
+        frozenset({"own"}),
+        "a file id on the partner API: only signed partner requests reach it (see "
+        "FEED_PARTNER_ROUTES), so one relation is enough",
+    ),
+    # --- end settlement feed ---
+    # --- benefit payments (huzhu.claims.payment_*, /api/v1/payments) ---
+    "payment_batch_id": Target(
+        lambda w, rel: _payment_batch(w, rel),
+        frozenset({"own", "child"}),
+        "an exported member payment batch of each relation's union (own county_a1, child "
+        "grassroots_1, sibling county_a2, parent city_a) paying the relation's member, created on "
+        "first use in the test's transaction",
+    ),
+    # --- end benefit payments ---
     "plan_id": Target(
         lambda w, rel: w.plans[rel],
         frozenset({"parent"}),
@@ -439,6 +512,233 @@ KWARGS: dict[str, Target] = {
         "province's plans; sibling: another city's plan (city_b); no own/child plan can exist",
     ),
 }
+
+
+# --- settlement partners (huzhu.claims.partner_*, /api/v1/settlements) ---
+def _partner(w: World, rel: str) -> models.Model:
+    """A settlement partner of the relation's union (idempotent per relation)."""
+    from huzhu.claims.models import Partner
+
+    org = w.unions[rel]
+    partner, _ = Partner.objects.get_or_create(
+        partner_id=f"PMATRIX{rel.upper()}",
+        defaults={
+            "name": f"矩阵测试合作方{rel}",
+            "organisation": org,
+            "organisation_path": org.path,
+            "key_enc": "00" * 32,
+            "scopes": ["settle", "cancel"],
+        },
+    )
+    return partner
+
+
+# The partner API authenticates signed requests of settlement partners (X-Partner-Id, X-Signature
+# …, huzhu.claims.partners), never a staff token: every role and the anonymous visitor — none of
+# them signs — gets 401, and nothing is written (requests without partner headers are not even
+# audited).
+PARTNER_ROUTES = frozenset({"api:settlements", "api:settlement-cancel"})
+
+
+def _partner_signature_only(
+    role: str, relation: str | None, generic: frozenset[int] | None
+) -> frozenset[int] | None:
+    return frozenset({401})
+
+
+# --- end settlement partners ---
+
+
+# --- settlement feed (huzhu.claims.feed*) ---
+def _feed_file(w: World, rel: str) -> models.Model:
+    """A rejected feed file of the relation's partner (idempotent per relation)."""
+    from huzhu.claims.models import SettlementFile
+
+    partner = _partner(w, rel)
+    found = SettlementFile.objects.filter(partner=partner).first()
+    return found or SettlementFile.objects.create(
+        partner=partner,
+        filename="matrix.csv",
+        sha256="0" * 64,
+        file_format="csv",
+        declared_count=1,
+        declared_total_fen=0,
+        status="rejected",
+        problems=[{"line": None, "field": "file", "message": "文件为空"}],
+    )
+
+
+def _feed_report(w: World, rel: str) -> models.Model:
+    """A (balanced, empty) reconciliation report of the relation's partner (idempotent)."""
+    from huzhu.claims.models import ReconciliationReport
+
+    partner = _partner(w, rel)
+    found = ReconciliationReport.objects.filter(partner=partner).first()
+    return found or ReconciliationReport.objects.create(
+        partner=partner,
+        day=timezone.localdate(),
+        their_count=0,
+        their_medfee_fen=0,
+        their_benefit_fen=0,
+        our_count=0,
+        our_medfee_fen=0,
+        our_benefit_fen=0,
+        source="cli",
+    )
+
+
+# Feed files and reconciliations are signed by partners like the settlement API (scope batch):
+# every role and the anonymous visitor get 401 — with the method of each route.
+FEED_PARTNER_ROUTES: dict[str, frozenset[str]] = {
+    "api:settlement-files": frozenset({"POST"}),
+    "api:settlement-file": frozenset({"GET"}),
+    "api:reconciliations": frozenset({"POST"}),
+}
+
+
+# --- end settlement feed ---
+
+
+# --- benefit payments (huzhu.claims.payment_*, /api/v1/payments) ---
+def _payment_batch(w: World, rel: str) -> models.Model:
+    """An exported batch of the relation's union with one line paying the relation's member an
+    approved claim (idempotent per relation; built directly, the services are tested in
+    tests/claims/test_payments.py). Nothing is posted: the bodies below only record failures."""
+    from huzhu.claims.models import Claim, PaymentBatch, PaymentLine
+
+    number = f"ZFMATRIX{rel.upper()}"
+    existing = PaymentBatch.objects.filter(number=number).first()
+    if existing is not None:
+        return existing
+    member = w.members[rel]
+    claim = Claim.objects.create(
+        number=f"PAYMATRIX{rel.upper()}",
+        kind="manual",
+        status="approved",
+        member=member,
+        person_index=member.id_number_index,  # type: ignore[attr-defined]
+        union=member.union,  # type: ignore[attr-defined]
+        union_path=member.union_path,  # type: ignore[attr-defined]
+        year=timezone.localdate().year,
+        record_key=f"PAYMATRIX-{rel}",
+        product="inpatient",
+        benefit_fen=1000,
+        posted_fen=1000,
+    )
+    union = w.unions[rel]
+    batch = PaymentBatch.objects.create(
+        number=number,
+        kind="member",
+        union=union,
+        union_path=union.path,
+        status="exported",
+        exported_at=timezone.now(),
+        total_fen=1000,
+        line_count=1,
+        created_by=w.users[Role.FINANCE],
+    )
+    PaymentLine.objects.create(
+        batch=batch,
+        line_no=1,
+        claim=claim,
+        amount_fen=1000,
+        payee_name=member.name,  # type: ignore[attr-defined]
+    )
+    return batch
+
+
+def _payment_line(target: Any) -> tuple[Any, str]:
+    from huzhu.claims.payments import line_reference
+
+    batch = target["payment_batch_id"]
+    line = batch.lines.get()
+    return line, line_reference(batch, line)
+
+
+def _payment_results_form(w: World, target: Any) -> dict[str, Any]:
+    line, _ = _payment_line(target)
+    return {f"result_{line.pk}": "failed", f"failure_reason_{line.pk}": "越权登记测试"}
+
+
+def _payment_results_file(w: World, target: Any) -> dict[str, Any]:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    _, reference = _payment_line(target)
+    content = f"业务参考号,结果,银行流水号,失败原因\n{reference},失败,,越权登记测试\n"
+    return {"file": SimpleUploadedFile("结果.csv", content.encode(), "text/csv")}
+
+
+def _payment_results_api(w: World, target: Any) -> dict[str, Any]:
+    _, reference = _payment_line(target)
+    return {
+        "rows": [{"reference": reference, "result": "failed", "failure_reason": "越权登记测试"}]
+    }
+
+
+# --- end benefit payments ---
+
+
+# --- member portal (huzhu.portal) ---
+def _correction(w: World, rel: str) -> models.Model:
+    """The relation's member's correction request (idempotent per member)."""
+    from huzhu.portal.models import CorrectionRequest
+    from huzhu.portal.services import request_correction
+
+    member = w.members[rel]
+    existing = CorrectionRequest.objects.filter(member=member).first()
+    return existing or request_correction(
+        member=member, field="phone", value="13600001234", reason="矩阵测试：手机号码已更换"
+    )
+
+
+# --- end member portal ---
+
+
+# --- manual claims (huzhu.claims.manual*, /api/v1/claims) ---
+_MATRIX_PDF = b"%PDF-1.4\n%matrix\n%%EOF\n"
+
+
+def _manual_claim(w: World, rel: str) -> models.Model:
+    """A maternity claim of the relation's member (idempotent per member): a lump sum is filed
+    submitted whatever the member's coverage, so documents can still be added to it."""
+    from huzhu.claims.manual import DocumentUpload, ManualClaimInput, file_manual_claim
+    from huzhu.claims.models import Claim
+
+    member = w.members[rel]
+    existing = Claim.objects.filter(member=member, product="maternity").first()
+    if existing is not None:
+        return existing
+    return file_manual_claim(
+        acting_user=w.users[Role.CLERK],
+        member=member,  # type: ignore[arg-type]
+        data=ManualClaimInput(
+            product="maternity", birth_date=date(timezone.localdate().year, 1, 1), newborns=1
+        ),
+        documents=[DocumentUpload("birth_certificate", "出生医学证明.pdf", _MATRIX_PDF)],
+    )
+
+
+def _claim_document_upload(w: World, target: Any) -> dict[str, Any]:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {
+        "doc_type": "other",
+        "file": SimpleUploadedFile("越权补充.pdf", _MATRIX_PDF, "application/pdf"),
+    }
+
+
+def _manual_claim_form(w: World, target: Any) -> dict[str, Any]:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {
+        "product": "maternity",
+        "birth_date": date(timezone.localdate().year, 1, 2).isoformat(),
+        "newborns": "1",
+        "birth_certificate": SimpleUploadedFile("越权申请.pdf", _MATRIX_PDF, "application/pdf"),
+    }
+
+
+# --- end manual claims ---
 
 
 # --- co-funding (huzhu.contributions funding_*) ---
@@ -486,6 +786,10 @@ PUBLIC_ROUTES: dict[str, frozenset[int]] = {
     # e-receipt verification (the QR code on a receipt links here) and the signing public key
     "contributions:verify": frozenset({200}),
     "contributions:public_key": frozenset({200}),
+    # member portal: its login, activation with a letter's code, logout (POST only)
+    "portal:login": frozenset({200}),
+    "portal:activate": frozenset({200}),
+    "portal:logout": frozenset({302, 405}),
 }
 
 # API operations that do not declare their permission through huzhu.api.auth.staff(): what their
@@ -507,6 +811,13 @@ OVERRIDES: dict[str, Override] = {
     # (huzhu.plans.selectors.may_manage_region): the county actor gets 404 whatever its roles.
     "plans:activate": _provincial_only,
     "plans:retire": _provincial_only,
+    # --- settlement partners ---
+    "api:settlements": _partner_signature_only,
+    "api:settlement-cancel": _partner_signature_only,
+    # --- end settlement partners ---
+    # --- settlement feed ---
+    **dict.fromkeys(FEED_PARTNER_ROUTES, _partner_signature_only),
+    # --- end settlement feed ---
 }
 
 
@@ -578,6 +889,13 @@ def _fixed(values: dict[str, Any]) -> Callable[[World, Any], dict[str, Any]]:
 
 
 BODIES: dict[tuple[str, str], Callable[[World, Any], dict[str, Any]]] = {
+    # --- settlement partners ---
+    ("partners:edit", "POST"): _fixed(
+        {"name": "越权修改", "scopes": "settle", "ip_allowlist": "10.0.0.0/8"}
+    ),
+    ("partners:rotate", "POST"): _fixed({}),
+    ("partners:deactivate", "POST"): _fixed({}),
+    # --- end settlement partners ---
     ("api:member-detail", "PUT"): _member_body,
     ("api:unit-detail", "PUT"): _unit_body,
     ("members:edit", "POST"): _member_form,
@@ -608,6 +926,28 @@ BODIES: dict[tuple[str, str], Callable[[World, Any], dict[str, Any]]] = {
         {"valid_from": "2026-01-01", "mode": "percent", "individual": "30", "union": "20"}
     ),
     # --- end co-funding ---
+    # --- manual claims (huzhu.claims.manual*, /api/v1/claims) ---
+    ("api:claim-documents", "POST"): _claim_document_upload,
+    ("manual:new", "POST"): _manual_claim_form,
+    # --- end manual claims ---
+    # --- claims review (huzhu.claims.views; the claim: claim_id above) ---
+    ("claims:start_review", "POST"): _fixed({"note": "越权审核测试"}),
+    ("claims:diagnoses", "POST"): _fixed({"reason": "越权查看诊断测试"}),
+    # --- end claims review ---
+    # --- benefit payments (huzhu.claims.payment_*, /api/v1/payments) ---
+    ("payments:export", "POST"): _fixed({"reason": "越权导出测试", "encoding": "utf-8"}),
+    ("payments:results_manual", "POST"): _payment_results_form,
+    ("payments:results_upload", "POST"): _payment_results_file,
+    ("payments:cancel", "POST"): _fixed({"reason": "越权作废测试"}),
+    ("api:payment-batch-export", "POST"): _fixed({"reason": "越权导出测试"}),
+    ("api:payment-batch-results", "POST"): _payment_results_api,
+    ("api:payment-batch-cancel", "POST"): _fixed({"reason": "越权作废测试"}),
+    # --- end benefit payments ---
+    # --- member portal (huzhu.portal) ---
+    ("portal:issue_activation", "POST"): _fixed({}),
+    ("portal:staff_correction", "POST"): _fixed({"status": "done", "note": "越权处理测试"}),
+    ("portal:staff_correction_reveal", "POST"): _fixed({"reason": "越权查看测试"}),
+    # --- end member portal ---
 }
 
 
@@ -656,6 +996,7 @@ class Rule:
     public: bool
     perms: dict[str, Perm | None] = field(default_factory=dict)  # method -> permission
     methods: frozenset[str] | None = None  # None: not known in advance (screens)
+    member: bool = False  # a member portal page (huzhu.portal.auth.member_required)
 
     def perm(self, method: str) -> Perm | None:
         return self.perms.get(method, self.perms.get("*"))
@@ -695,10 +1036,29 @@ def _staff_permission(callback: Callable[..., Any]) -> tuple[bool, Perm | None]:
     return False, None
 
 
+def _member_only(callback: Callable[..., Any]) -> bool:
+    """Whether the view is wrapped in ``huzhu.portal.auth.member_required``."""
+    fn: Any = callback
+    seen: set[int] = set()
+    while fn is not None and id(fn) not in seen:
+        seen.add(id(fn))
+        if getattr(fn, "portal_member_only", False):
+            return True
+        fn = getattr(fn, "__wrapped__", None)
+    return False
+
+
 def rule_for(route: Route) -> Rule | str:
     """The route's access rule, or why it cannot be read (the test then fails)."""
     if route.name in PUBLIC_ROUTES:
         return Rule(public=True)
+    if route.name in PARTNER_ROUTES:  # settlement partners sign; staff never get in
+        return Rule(public=False, perms={"POST": None}, methods=frozenset({"POST"}))
+    if route.name in FEED_PARTNER_ROUTES:  # settlement feed: partners sign (scope batch)
+        methods = FEED_PARTNER_ROUTES[route.name]
+        return Rule(public=False, perms=dict.fromkeys(methods), methods=methods)
+    if not route.is_api and _member_only(route.callback):
+        return Rule(public=False, member=True)
     if route.is_api:
         view = _path_view(route.callback)
         if view is None:
@@ -759,6 +1119,8 @@ def _generic(
     route: Route, rule: Rule, method: str, role: str, relation: str | None
 ) -> frozenset[int] | None:
     write = method != "GET"
+    if rule.member:
+        return frozenset({302})  # the portal login, for staff sessions and visitors alike
     if role == ANONYMOUS:
         if rule.public:
             return None if write else PUBLIC_ROUTES[route.name]
@@ -833,7 +1195,9 @@ def _check_body(w: World, text: str, where: str, outcome: Outcome) -> None:
         outcome.problems.append(f"{where}: shows objects outside the subtree: {seen}")
 
 
-def _login_url() -> str:
+def _login_url(route: Route | None = None) -> str:
+    if route is not None and not route.is_api and _member_only(route.callback):
+        return reverse("portal:login")
     return reverse(settings.LOGIN_URL)
 
 
@@ -844,7 +1208,7 @@ def _status_ok(response: Any, allowed: frozenset[int], route: Route, method: str
     if status not in allowed:
         return False
     if status == 302 and not route.is_api and 302 in allowed and route.name not in PUBLIC_ROUTES:
-        return bool(response["Location"].startswith(_login_url()))
+        return bool(response["Location"].startswith(_login_url(route)))
     return True
 
 
@@ -1028,3 +1392,19 @@ def test_write_bodies_would_succeed_in_scope(key: tuple[str, str], world: World,
     response = _request(client, method, _url(route, objects), builder(world, objects), route.is_api)
     assert response.status_code in {200, 201, 302}, response.content.decode()[:2000]
     assert AuditEvent.objects.count() > before
+
+
+def test_portal_member_pages_are_read_as_member_only() -> None:
+    """Member portal pages answer every staff role and the visitor with the portal login; its
+    staff pages follow the generic staff rule."""
+    routes = {r.name: r for r in ROUTES}
+    for name in ("portal:home", "portal:receipt_pdf", "portal:consent_grant"):
+        rule = rule_for(routes[name])
+        assert isinstance(rule, Rule) and rule.member, name
+        for role in (Role.CLERK, ANONYMOUS):
+            assert expected(routes[name], rule, "GET", role, "own") == {302}
+            assert expected(routes[name], rule, "POST", role, None) == {302}
+        assert _login_url(routes[name]) == reverse("portal:login")
+    staff_list = rule_for(routes["portal:staff_corrections"])
+    assert staff_list == Rule(public=False, perms={"*": Perm.MEMBER_VIEW})
+    assert _login_url(routes["portal:staff_corrections"]) == reverse(settings.LOGIN_URL)
