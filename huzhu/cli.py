@@ -73,10 +73,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     from huzhu.demo import build_demo, print_accounts
+    from huzhu.demo_claims import build_demo_claims, print_demo_claims
+    from huzhu.demo_portal import build_demo_portal, print_demo_portal
 
     call_command("migrate", interactive=False, verbosity=0)
     build_demo(members=args.members)
+    build_demo_portal()  # member portal: a 芙蓉区 member with receipts and an account
+    claims = build_demo_claims()  # a settlement partner and claims in every state
     print_accounts()
+    print_demo_portal()
+    print_demo_claims(claims)
     if args.no_serve:
         return EXIT_OK
     return cmd_serve(args)
@@ -95,15 +101,18 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_audit(args: argparse.Namespace) -> int:
-    from huzhu.core.audit import first_problem
-    from huzhu.core.models import AuditEvent
+    from huzhu.core.audit import iter_problems
+    from huzhu.core.models import AuditChain, AuditEvent
 
-    problem = first_problem()
-    if problem is None:
-        print(f"审计链完整：共 {AuditEvent.objects.count()} 条事件")
+    # One line per broken chain (its first bad row), chains in order: the first line is the
+    # first problem; the other chains are independent and checked all the same.
+    problems = list(iter_problems())
+    if not problems:
+        chains = AuditChain.objects.count()
+        print(f"审计链完整：{chains} 条链，共 {AuditEvent.objects.count()} 条事件")
         return EXIT_OK
-    where = f"事件 id={problem.event_id}" if problem.event_id is not None else "链尾"
-    print(f"审计链异常：第 {problem.seq} 条（{where}）：{problem.message}", file=sys.stderr)
+    for problem in problems:
+        print(f"审计链异常：{problem.describe()}", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -136,6 +145,8 @@ EXTENSIONS: tuple[str, ...] = (
     "huzhu.ledger.cli",
     "huzhu.contributions.cli",
     "huzhu.enrollment.cli",
+    "huzhu.claims.feed_cli",
+    "huzhu.claims.partner_cli",
 )
 
 
