@@ -197,9 +197,24 @@ def save_year(row: BenefitYear, state: YearState) -> None:
 
 
 # --- claims and the ledger -------------------------------------------------------------------
+def settlement_claim_number(settlement_pk: int) -> str:
+    """A one-stop claim's number: ``YZ`` + date + the settlement row's id in 10 digits. Unique
+    by construction (one claim per settlement) — random digits collide within a day once a
+    province settles some thousands (the birthday bound), which the crash drill of
+    ``bench_settlements`` hit at 8,000."""
+    return f"YZ{timezone.localdate():%Y%m%d}{settlement_pk:010d}"
+
+
 def new_claim_number(prefix: str) -> str:
-    """``YZ`` (one-stop) / ``SG`` (manual) + date + 8 random digits; unique in the database."""
-    return f"{prefix}{timezone.localdate():%Y%m%d}{secrets.randbelow(10**8):08d}"
+    """A manual claim's number: ``SG`` + date + 10 random digits, drawn again while taken. Manual
+    filings are a few hundred a day, made one member at a time; the unique constraint stays the
+    backstop."""
+    from huzhu.claims.models import Claim
+
+    while True:
+        number = f"{prefix}{timezone.localdate():%Y%m%d}{secrets.randbelow(10**10):010d}"
+        if not Claim.objects.filter(number=number).exists():
+            return number
 
 
 def actor_label(acting_user: User | None, fallback: str = "系统") -> str:

@@ -42,13 +42,13 @@ from huzhu.claims.pricing import (
     find_insured,
     lock_year,
     member_info,
-    new_claim_number,
     plan_versions_for,
     policy_for,
     post_change,
     record_plan_use,
     risk_flags,
     save_year,
+    settlement_claim_number,
     state_of,
     version_by_code,
 )
@@ -287,7 +287,7 @@ def _new_claim(
     """The claim of a settlement, not yet saved: pricing decides its state before the insert."""
     amounts = record.amounts
     return Claim(
-        number=new_claim_number("YZ"),
+        number=settlement_claim_number(settlement.pk),
         kind=ClaimKind.ONE_STOP,
         status=ClaimStatus.SUBMITTED,
         member=insured.member,

@@ -46,6 +46,18 @@ def test_worked_example_1_is_approved_and_deducted_by_the_hospital(partner, pers
     assert ledger_clean()
 
 
+def test_claim_numbers_come_from_the_settlement_rows_never_from_chance(partner, person):
+    from django.utils import timezone
+
+    for setl_id in ("S0001", "S0002", "S0003"):
+        receive_settlement(partner=partner, body=settle_body(person.certno, setl_id, base="10.00"))
+    day = f"{timezone.localdate():%Y%m%d}"
+    numbers = {c.settlement_id: c.number for c in Claim.objects.all()}
+    assert numbers == {
+        pk: f"YZ{day}{pk:010d}" for pk in Settlement.objects.values_list("pk", flat=True)
+    }
+
+
 def test_second_record_prices_on_the_running_base(partner, person):
     receive_settlement(partner=partner, body=settle_body(person.certno))
     answer = receive_settlement(
