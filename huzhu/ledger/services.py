@@ -11,7 +11,7 @@ then the account balance rows in account-code order. ``record_event`` locks the 
 the transaction appends to (one of ``HUZHU_AUDIT_CHAINS``, ADR 0002), and callers typically write
 their own audit event before posting; taking that chain first here keeps one order for every
 transaction and so rules out a deadlock between "audit, then post" and "post, then audit". The
-counter lock is what guarantees gap-free numbering on its own (``tests/ledger/test_concurrency.py``);
+counter lock alone guarantees gap-free numbering (``tests/ledger/test_concurrency.py``);
 it and the fund's balance rows are what concurrent postings queue on.
 
 Idempotency. A posting is keyed by (source_type, source_id, purpose) with a database unique
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -214,17 +214,29 @@ def _lock_audit_chain() -> None:
 
 
 def _lock_counter(fund: Fund, year: int) -> EntrySequence:
+    """The (fund, year) counter row, created if missing, locked until the transaction ends."""
     EntrySequence.objects.bulk_create([EntrySequence(fund=fund, year=year)], ignore_conflicts=True)
     return EntrySequence.objects.select_for_update().get(fund=fund, year=year)
+
+
+_NEXT_NUMBER_SQL = f"""
+    INSERT INTO {EntrySequence._meta.db_table} (fund_id, year, last_number) VALUES (%s, %s, 1)
+    ON CONFLICT (fund_id, year)
+    DO UPDATE SET last_number = {EntrySequence._meta.db_table}.last_number + 1
+    RETURNING last_number
+"""  # noqa: S608 - the table name comes from the model
 
 
 def next_number(fund: Fund, year: int) -> int:
     """The next entry number of (fund, year), under the counter row's lock (S16): the lock is
     held until the caller's transaction ends, so concurrent postings queue here and numbers have
-    neither gaps nor duplicates; a rolled-back posting rolls the counter back too."""
-    sequence = _lock_counter(fund, year)
-    EntrySequence.objects.filter(pk=sequence.pk).update(last_number=F("last_number") + 1)
-    return sequence.last_number + 1
+    neither gaps nor duplicates; a rolled-back posting rolls the counter back too. One statement
+    (an upsert that creates the year's counter at 1 or increments it, locking the row, and
+    returns the number) — it runs while the fund's other postings wait."""
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_NUMBER_SQL, [fund.pk, year])
+        row = cursor.fetchone()
+    return int(row[0])
 
 
 # --- posting --------------------------------------------------------------------------------
@@ -283,6 +295,11 @@ def _check_common(
 ) -> None:
     if acting_user is not None and not _in_scope(acting_user, organisation):
         errors.add("organisation", "该组织不在您的管辖范围内")
+    if acting_user is None:
+        # A posting made by the system (a settlement, a payment's side effect) learns of a closed
+        # period from the authoritative check under the counter lock in ``_post``: one statement
+        # less on the hot path. A person's posting is told here, with their other errors at once.
+        return
     period = period_of(day)
     if ClosedPeriod.objects.filter(fund=fund, period=period).exists():
         errors.add("date", f"会计期间 {period} 已结账，不能再记账", ErrorCode.STATE)
