@@ -4,9 +4,10 @@ application; no answer may be a server error (5xx) and every answer must match t
 documented for its status code.
 
 Staff operations carry a bearer token of a user holding every staff permission the API uses
-(clerk + finance + plan manager at the province). The partner operations (settlements, feed files,
-reconciliations) carry valid partner signature headers computed over the exact bytes sent (``huzhu.claims.partner_signing``), so their
-bodies reach the validation and the settlement service instead of stopping at the 401.
+(clerk + finance + plan manager at the province). The partner operations (settlements, feed
+files, reconciliations) carry valid partner signature headers computed over the exact bytes sent
+(``huzhu.claims.partner_signing``), so their bodies reach the validation and the services instead
+of stopping at the 401.
 
 Bounded: examples and fuzzing phases only, ``MAX_EXAMPLES`` per operation — a few seconds per
 operation on two cores. Deterministic in CI (``CI`` set): the same requests every run.
