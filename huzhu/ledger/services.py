@@ -220,10 +220,11 @@ def _lock_counter(fund: Fund, year: int) -> EntrySequence:
 
 
 _NEXT_NUMBER_SQL = f"""
-    INSERT INTO {EntrySequence._meta.db_table} (fund_id, year, last_number) VALUES (%s, %s, 1)
-    ON CONFLICT (fund_id, year)
-    DO UPDATE SET last_number = {EntrySequence._meta.db_table}.last_number + 1
-    RETURNING last_number
+    INSERT INTO "{EntrySequence._meta.db_table}" ("fund_id", "year", "last_number")
+    VALUES (%s, %s, 1)
+    ON CONFLICT ("fund_id", "year")
+    DO UPDATE SET "last_number" = "{EntrySequence._meta.db_table}"."last_number" + 1
+    RETURNING "last_number"
 """  # noqa: S608 - the table name comes from the model
 
 
