@@ -42,6 +42,11 @@ test-fast: install
 
 bench: install
 	mkdir -p bench/results
+	@# wrk (Debian) drives bench_settlements; without it that benchmark uses its stdlib client.
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }; } || \
+	  echo "wrk unavailable: bench_settlements falls back to its own client"
 	$(PY) -m bench.run_all
 
 lint: install
