@@ -29,7 +29,7 @@ from pydantic import ConfigDict
 
 from huzhu.api.errors import QueryInvalid, error_item
 from huzhu.api.schemas import MessageOut, ValidationErrorOut
-from huzhu.api.settlements import SIGNING_HELP, PartnerSignature
+from huzhu.api.settlements import SIGNING_HELP, PartnerSignature, inline_schema
 from huzhu.claims import feed, intake
 from huzhu.claims.models import Partner, PartnerScope, SettlementFile, SettlementFileLine
 from huzhu.core.errors import ErrorCode, FieldError, InvalidInput
@@ -214,24 +214,6 @@ _FILE_HEADERS = [
 ]
 
 
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` put in place: the request body is documented
-    literally (validation is ``feed.partner_totals``'s, which reads money exactly)."""
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(dict(defs[ref.rsplit("/", 1)[-1]]))
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    return dict(resolve(schema))
-
-
 # --- files -------------------------------------------------------------------------------------
 def _filename(request: HttpRequest) -> str:
     given = request.headers.get("X-File-Name", "").strip()
@@ -389,7 +371,7 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": _inline(ReconcileIn.model_json_schema()),
+                    "schema": inline_schema(ReconcileIn.model_json_schema()),
                     "example": {
                         "date": "2026-03-10",
                         "count": 2,

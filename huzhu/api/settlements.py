@@ -260,9 +260,10 @@ class CancelOut(Schema):
     explanation: dict[str, Any]
 
 
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
-    """The model's JSON schema with its ``$defs`` substituted in place (the operation's request
-    body is given literally, outside ninja's component registry)."""
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` substituted in place (a request body given
+    literally, outside ninja's component registry, because the body is read and validated by
+    the service — exactly, money included)."""
     defs = schema.pop("$defs", {})
 
     def resolve(node: Any) -> Any:
@@ -333,7 +334,7 @@ def _request_body(model: type[Schema], example: dict[str, Any]) -> dict[str, Any
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": _inline(model.model_json_schema()),
+                    "schema": inline_schema(model.model_json_schema()),
                     "example": example,
                 }
             },

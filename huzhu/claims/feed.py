@@ -320,28 +320,38 @@ def _parse_csv(text: str, parsed: ParsedFile) -> None:
         codes = [c.strip() for c in cells.get("diag_codes", "").split(";") if c.strip()]
         body = {"setlinfo": info, "diseinfo": [{"diag_code": c} for c in codes]}
         medfee = parse_money(info.get("medfee_sumamt"))
-        if medfee is None:
-            parsed.total_known = False
-        else:
-            parsed.total_fen += medfee
-        try:
-            record = parse_settle_body(body)
-        except InvalidInput as exc:
-            for error in exc.errors:
-                problems.append(Problem(start, _csv_field(error.field), error.message))
-            continue
-        parsed.records.append(
-            FeedRecord(
-                position,
-                start,
-                "settle",
-                record.setl_id,
-                settle=record,
-                body=body,
-                compare_key=_projection_hash(record.normalized),
-                medfee_fen=record.amounts.medfee_sumamt,
-            )
+        _add_settle(parsed, position, start, body, medfee, from_csv=True)
+
+
+def _add_settle(
+    parsed: ParsedFile, position: int, line: int, body: Any, medfee: int | None, *, from_csv: bool
+) -> None:
+    """One settle record of either format: its share of the declared total, then the record
+    parsed as the real-time API would — kept, or its problems listed under the line."""
+    if medfee is None:
+        parsed.total_known = False
+    else:
+        parsed.total_fen += medfee
+    try:
+        record = parse_settle_body(body)
+    except InvalidInput as exc:
+        for error in exc.errors:
+            field = _csv_field(error.field) if from_csv else error.field
+            parsed.problems.append(Problem(line, field, error.message))
+        return
+    parsed.records.append(
+        FeedRecord(
+            position,
+            line,
+            "settle",
+            record.setl_id,
+            settle=record,
+            body=body,
+            # A CSV row is compared by what it says, a JSON line by its content.
+            compare_key=_projection_hash(record.normalized) if from_csv else record.body_hash,
+            medfee_fen=record.amounts.medfee_sumamt,
         )
+    )
 
 
 def _parse_jsonl(text: str, parsed: ParsedFile) -> None:
@@ -382,28 +392,7 @@ def _parse_jsonl(text: str, parsed: ParsedFile) -> None:
             continue
         info = data.get("setlinfo") if isinstance(data, dict) else None
         medfee = parse_money(info.get("medfee_sumamt")) if isinstance(info, dict) else None
-        if medfee is None:
-            parsed.total_known = False
-        else:
-            parsed.total_fen += medfee
-        try:
-            record = parse_settle_body(data)
-        except InvalidInput as exc:
-            for error in exc.errors:
-                problems.append(Problem(number, error.field, error.message))
-            continue
-        parsed.records.append(
-            FeedRecord(
-                position,
-                number,
-                "settle",
-                record.setl_id,
-                settle=record,
-                body=data,
-                compare_key=record.body_hash,
-                medfee_fen=record.amounts.medfee_sumamt,
-            )
-        )
+        _add_settle(parsed, position, number, data, medfee, from_csv=False)
 
 
 def parse_file(filename: str, content: bytes) -> ParsedFile:
