@@ -32,7 +32,6 @@ APP_PAGES: list[tuple[str, str, str]] = [
     ("结算合作方", "partners:list", "partner.manage"),
     ("补助金支付", "payments:list", "claim.pay"),
     ("结算数据", "feed:settlements", "claim.view"),
-    ("结算文件与对账", "feed:files", "claim.view"),
     ("会员更正申请", "portal:staff_corrections", "member.view"),
 ]
 
