@@ -29,13 +29,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, postgres_admin
+from bench.common import machine, postgres_admin, run_threads
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -220,58 +219,35 @@ def _measure(
     count: int, threads: int, transactions: int, events: int, repeat: int
 ) -> dict[str, Any]:
     from django.conf import settings
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from huzhu.core.audit import Event, first_problem, record_event
     from huzhu.core.models import AuditEvent
 
     settings.HUZHU_AUDIT_CHAINS = count  # read by huzhu.core.audit at every chain pick
     before = AuditEvent.objects.count()
-    latencies: list[float] = []
-    errors: list[str] = []
     mixed: list[str] = []  # transactions whose events landed on different chains
-    lock = threading.Lock()
-    barrier = threading.Barrier(threads + 1)
 
-    def worker(index: int) -> None:
-        mine: list[float] = []
-        try:
-            connection.ensure_connection()  # connect before the clock starts
-            barrier.wait()
-            for n in range(transactions):
-                begin = time.perf_counter()
-                with transaction.atomic(durable=True):
-                    rows = [
-                        record_event(
-                            actor=None,
-                            actor_username=f"bench{index}",
-                            event=Event.EXPORT,
-                            object_type="bench.audit",
-                            object_id=f"{count}-{repeat}-{index}-{n}-{k}",
-                            detail={"run": repeat, "chains": count},
-                        )
-                        for k in range(events)
-                    ]
-                mine.append(time.perf_counter() - begin)
-                if len({row.chain for row in rows}) != 1:
-                    with lock:
-                        mixed.append(f"{index}-{n}")
-        except Exception as exc:
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            connection.close()
-            with lock:
-                latencies.extend(mine)
+    def work(index: int, mine: list[float]) -> None:
+        for n in range(transactions):
+            begin = time.perf_counter()
+            with transaction.atomic(durable=True):
+                rows = [
+                    record_event(
+                        actor=None,
+                        actor_username=f"bench{index}",
+                        event=Event.EXPORT,
+                        object_type="bench.audit",
+                        object_id=f"{count}-{repeat}-{index}-{n}-{k}",
+                        detail={"run": repeat, "chains": count},
+                    )
+                    for k in range(events)
+                ]
+            mine.append(time.perf_counter() - begin)
+            if len({row.chain for row in rows}) != 1:
+                mixed.append(f"{index}-{n}")  # list.append is atomic
 
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in pool:
-        thread.join()
-    seconds = time.perf_counter() - started
+    seconds, latencies, errors = run_threads(threads, work)
 
     written = AuditEvent.objects.count() - before
     problems = [*errors[:5]]

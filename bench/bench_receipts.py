@@ -31,12 +31,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, postgres_admin
+from bench.common import machine, postgres_admin, run_threads
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -260,7 +259,6 @@ def _build(total: int) -> dict[str, Any]:
 
 
 def _measure(setup: dict[str, Any], issuers: int, per_issuer: int) -> dict[str, Any]:
-    from django.db import connection
     from django.utils import timezone
 
     from huzhu.contributions.receipt_models import PayerKind
@@ -268,47 +266,26 @@ def _measure(setup: dict[str, Any], issuers: int, per_issuer: int) -> dict[str, 
 
     today = timezone.localdate()
     unit = setup["unit"]
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(issuers + 1)
 
-    def worker(index: int) -> None:
-        mine: list[float] = []
-        try:
-            barrier.wait()
-            for n in range(per_issuer):
-                begin = time.perf_counter()
-                issue_receipt(
-                    acting_user=setup["finance"],
-                    issuer=setup["issuer"],
-                    payer_name=unit.name,
-                    payer_kind=PayerKind.UNIT,
-                    payer_reference=unit.uscc,
-                    items=[("单位承担互助金", 9000), ("工会补助互助金", 3000)],
-                    total_fen=12000,
-                    issued_on=today,
-                    source_type="bench.payment",
-                    source_id=f"{index}-{n}",
-                    payer=unit,
-                )
-                mine.append(time.perf_counter() - begin)
-        except Exception as exc:
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            connection.close()
-            with lock:
-                latencies.extend(mine)
+    def work(index: int, mine: list[float]) -> None:
+        for n in range(per_issuer):
+            begin = time.perf_counter()
+            issue_receipt(
+                acting_user=setup["finance"],
+                issuer=setup["issuer"],
+                payer_name=unit.name,
+                payer_kind=PayerKind.UNIT,
+                payer_reference=unit.uscc,
+                items=[("单位承担互助金", 9000), ("工会补助互助金", 3000)],
+                total_fen=12000,
+                issued_on=today,
+                source_type="bench.payment",
+                source_id=f"{index}-{n}",
+                payer=unit,
+            )
+            mine.append(time.perf_counter() - begin)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(issuers)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    seconds, latencies, errors = run_threads(issuers, work)
     ordered = sorted(latencies)
 
     def pct(p: float) -> float:

@@ -209,8 +209,6 @@ def new_claim_number(prefix: str) -> str:
     """A manual claim's number: ``SG`` + date + 10 random digits, drawn again while taken. Manual
     filings are a few hundred a day, made one member at a time; the unique constraint stays the
     backstop."""
-    from huzhu.claims.models import Claim
-
     while True:
         number = f"{prefix}{timezone.localdate():%Y%m%d}{secrets.randbelow(10**10):010d}"
         if not Claim.objects.filter(number=number).exists():
